@@ -1,0 +1,100 @@
+"""The SDK's two backends: embedded (services in-process) and remote (a Plinth server)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+from plinth.core.ops import Operation
+from plinth.core.settings import load_settings
+
+__all__ = ["Backend", "LocalBackend", "RemoteBackend", "current_backend", "reset_backend"]
+
+
+class Backend(Protocol):
+    remote: bool
+
+    def call(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **kwargs: Any) -> Any: ...
+
+    def upload(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, content: Any, **params: Any) -> Any: ...
+
+    def download(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **params: Any) -> Iterator[bytes]: ...
+
+
+class LocalBackend:
+    """Runs the service function on the embedded platform, as the local admin."""
+
+    remote = False
+
+    def __init__(self, platform: Any = None) -> None:
+        self._platform = platform
+
+    @property
+    def platform(self) -> Any:
+        if self._platform is None:
+            from plinth.core.platform import local_platform
+
+            self._platform = local_platform()
+        return self._platform
+
+    def call(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **kwargs: Any) -> Any:
+        return self.platform.caller(project=project).call(fn, **kwargs)
+
+    def upload(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, content: Any, **params: Any) -> Any:
+        return self.platform.caller(project=project).call(fn, content=content, **params)
+
+    def download(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **params: Any) -> Iterator[bytes]:
+        # The transaction only covers the lookup; the bytes stream from the blob store.
+        _info, chunks = self.platform.caller(project=project).call(fn, **params)
+        return chunks
+
+
+class RemoteBackend:
+    """Sends the call to a Plinth server through the typed HTTP client."""
+
+    def __init__(self, uri: str, token: str | None) -> None:
+        from plinth.client.http import HttpClient
+
+        self.http = HttpClient(uri, token)
+
+    remote = True
+
+    def call(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **kwargs: Any) -> Any:
+        return op.parse(self.http.send(op, project=project, arguments=kwargs))
+
+    def upload(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, content: Any, **params: Any) -> Any:
+        return op.parse(self.http.upload(op.path, content, _params(project, params)))
+
+    def download(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **params: Any) -> Iterator[bytes]:
+        return self.http.download(op.path, _params(project, params))
+
+
+def _params(project: str | None, params: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in params.items() if v is not None}
+    if project is not None:
+        out["project"] = project
+    return out
+
+
+_backend: Backend | None = None
+_lock = threading.Lock()
+
+
+def current_backend() -> Backend:
+    global _backend
+    with _lock:
+        if _backend is None:
+            settings = load_settings()
+            _backend = RemoteBackend(settings.uri, settings.token) if settings.uri else LocalBackend()
+        return _backend
+
+
+def reset_backend() -> None:
+    """Forget the chosen backend so the next call reads the environment again."""
+    global _backend
+    from plinth.core.platform import reset_local_platform
+
+    with _lock:
+        _backend = None
+    reset_local_platform()

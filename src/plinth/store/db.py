@@ -1,0 +1,179 @@
+"""The metadata database: engines for SQLite and PostgreSQL, sessions, migrations.
+
+SQLite runs in WAL mode with foreign keys on, a busy timeout, and ``BEGIN IMMEDIATE`` for
+every transaction, so two processes writing at once wait for each other instead of
+failing with "database is locked". PostgreSQL goes through psycopg 3.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from plinth.core.errors import Unavailable
+
+__all__ = ["Base", "Database", "TABLE_MODULES"]
+
+# Every module that defines ORM tables; Alembic and the test fixtures import them all.
+TABLE_MODULES = [
+    "plinth.store.events",
+    "plinth.governance.tables",
+    "plinth.artifacts.tables",
+]
+
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def import_table_modules() -> None:
+    import importlib
+
+    for name in TABLE_MODULES:
+        importlib.import_module(name)
+
+
+def masked(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class Database:
+    """One metadata database. Building it does no I/O; the engine starts on first use."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def __repr__(self) -> str:
+        return f"Database({masked(self.url)!r})"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = self._create_engine()
+                    self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        return self._engine
+
+    def _create_engine(self) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        database = make_url(self.url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            self.url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")
+            cur.execute("PRAGMA foreign_keys = ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        self.engine  # noqa: B018 - start the engine and session factory
+        assert self._sessions is not None
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            if _is_connection_error(exc):
+                raise self.unreachable(exc) from None
+            raise
+
+    def unreachable(self, exc: BaseException) -> Unavailable:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else ""
+        return Unavailable(
+            f"cannot reach the metadata database at {masked(self.url)}: {reason}",
+            database=masked(self.url),
+        )
+
+    def check(self) -> None:
+        """Connect once, raising :class:`Unavailable` with the URL if that fails."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except (OperationalError, DBAPIError) as exc:
+            raise self.unreachable(exc) from None
+
+    # --- migrations -------------------------------------------------------------------
+    def alembic_config(self) -> Any:
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        cfg.attributes["engine"] = self.engine
+        return cfg
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+    def head_revision(self) -> str | None:
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory.from_config(self.alembic_config()).get_current_head()
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply the migrations (``plinth db upgrade``)."""
+        from alembic import command
+
+        self.check()
+        with self._lock:
+            command.upgrade(self.alembic_config(), revision)
+        self._ready = True
+
+    def ensure_ready(self) -> None:
+        """Upgrade the schema if it is behind; done once per process on first use."""
+        if self._ready:
+            return
+        self.check()
+        if self.current_revision() != self.head_revision():
+            self.upgrade()
+        self._ready = True
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def _is_connection_error(exc: OperationalError) -> bool:
+    text_ = str(exc.orig).lower() if exc.orig else str(exc).lower()
+    return any(
+        marker in text_
+        for marker in ("connection", "could not connect", "unable to open", "timeout expired")
+    )

@@ -1,0 +1,218 @@
+"""Shared fixtures: a temporary platform (SQLite), a PostgreSQL platform, a live server,
+authenticated clients, and a browser page.
+
+In CI (``CI=true``) a test that would be skipped fails instead: PostgreSQL, the S3 test
+server and Chromium must really be there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from plinth.core.platform import Platform
+from plinth.core.settings import load_settings
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+PG_URL = os.environ.get("PLINTH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+ARTIFACT_DIR = Path(os.environ.get("PLINTH_TEST_OUTPUT", Path(__file__).parent.parent / "test-output"))
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip when a real part is missing locally; fail in CI, where everything must be there."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    return None
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    skipped = terminalreporter.stats.get("skipped", [])
+    if IN_CI and skipped:
+        terminalreporter.write_line(f"CI: {len(skipped)} skipped test(s) count as failures", red=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if IN_CI and reporter is not None and reporter.stats.get("skipped"):
+        session.exitstatus = 1
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test gets its own PLINTH_HOME and no server settings from the outside."""
+    from plinth.client.backend import reset_backend
+
+    for var in ("PLINTH_URI", "PLINTH_TOKEN", "PLINTH_DB_URL", "PLINTH_ARTIFACTS_URL", "PLINTH_ADMIN_TOKEN", "PLINTH_ONLINE_STORE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PLINTH_HOME", str(tmp_path / "home"))
+    reset_backend()
+    yield
+    reset_backend()
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[Platform]:
+    """An embedded platform on SQLite in a temporary folder, migrated."""
+    p = Platform(load_settings(home=tmp_path / "home"))
+    p.start()
+    yield p
+    p.close()
+
+
+def _pg_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    need(_pg_available(), "PostgreSQL on 127.0.0.1:5432")
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_platform(tmp_path: Path, pg_url: str) -> Iterator[Platform]:
+    p = Platform(load_settings(home=tmp_path / "home", db_url=pg_url))
+    p.start()
+    yield p
+    p.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_platform(request: pytest.FixtureRequest) -> Platform:
+    """The same test on both metadata backends (the store contract)."""
+    name = "platform" if request.param == "sqlite" else "pg_platform"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    platform: Platform
+    admin_token: str
+
+    def client(self, token: str | None = None):  # type: ignore[no-untyped-def]
+        import httpx
+
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+@pytest.fixture
+def live_server(platform: Platform) -> Iterator[LiveServer]:
+    """A real uvicorn server on a free loopback port, with a bootstrapped admin."""
+    import uvicorn
+
+    from plinth.server.app import create_app
+    from plinth.server.run import prepare
+
+    port = free_port()
+    login = prepare(platform, "127.0.0.1", port, auth=True)
+    assert login is not None and "token=" in login
+    token = login.split("token=", 1)[1]
+    config = uvicorn.Config(create_app(platform), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    yield LiveServer(f"http://127.0.0.1:{port}", platform, token)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def admin_client(live_server: LiveServer):  # type: ignore[no-untyped-def]
+    with live_server.client(live_server.admin_token) as c:
+        yield c
+
+
+@pytest.fixture
+def remote_sdk(live_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> LiveServer:
+    """The SDK pointed at the live server as its admin (PLINTH_URI + PLINTH_TOKEN)."""
+    from plinth.client.backend import reset_backend
+
+    monkeypatch.setenv("PLINTH_URI", live_server.url)
+    monkeypatch.setenv("PLINTH_TOKEN", live_server.admin_token)
+    reset_backend()
+    return live_server
+
+
+CHROMIUM = os.environ.get("PLINTH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():  # type: ignore[no-untyped-def]
+    need(shutil.which(CHROMIUM) is not None or os.path.exists(CHROMIUM), f"Chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """A fresh browser page; ``shot(name)`` saves a screenshot under test-output/screenshots."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    pg = context.new_page()
+    shots = ARTIFACT_DIR / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+
+    def shot(name: str) -> Path:
+        path = shots / f"{request.node.name}-{name}.png"
+        pg.screenshot(path=str(path), full_page=True)
+        return path
+
+    pg.shot = shot  # type: ignore[attr-defined]
+    yield pg
+    context.close()
