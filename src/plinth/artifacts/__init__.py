@@ -1,19 +1,18 @@
 """Artifacts: named files owned by runs, model versions and other resources."""
 
-from plinth.artifacts.sdk import (
-    delete_artifact,
-    download_artifact,
-    get_artifact,
-    list_artifacts,
-    read_artifact,
-    upload_artifact,
-)
+from plinth.core.lazy import lazy_exports
 
-__all__ = [
-    "delete_artifact",
-    "download_artifact",
-    "get_artifact",
-    "list_artifacts",
-    "read_artifact",
-    "upload_artifact",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "plinth.artifacts.sdk": [
+            "delete_artifact",
+            "download_artifact",
+            "get_artifact",
+            "list_artifacts",
+            "read_artifact",
+            "upload_artifact",
+        ],
+    },
+)
