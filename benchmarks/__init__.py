@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of Plinth against the tools it replaces (the anchors)."""
