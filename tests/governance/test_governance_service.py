@@ -167,3 +167,12 @@ def test_every_change_is_an_event_and_the_chain_verifies(platform: Platform) -> 
     assert report.ok and report.checked == 4 and report.head_seq == 4
     with pytest.raises(InvalidInput, match="limit"):
         admin.call(svc.list_events, limit=0)
+
+
+def test_platform_wide_changes_belong_to_no_project(platform: Platform) -> None:
+    admin = platform.caller(project="default")
+    admin.call(svc.create_user, name="u2")
+    admin.call(svc.create_project, name="p2")
+    events = admin.call(svc.list_events, all_projects=True)
+    assert [(e.action, e.project) for e in events] == [("user.create", None), ("project.create", "p2")]
+    assert admin.call(svc.list_events) == []

@@ -68,6 +68,9 @@ class Actor:
 LOCAL_ADMIN = Actor(name="local", is_admin=True)
 
 
+_OWN_PROJECT: Any = object()
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -147,15 +150,19 @@ class Context:
         resource: str,
         summary: dict[str, Any] | None = None,
         *,
-        project: str | None = None,
+        project: str | None = _OWN_PROJECT,
     ) -> int:
-        """Append this change's event to the log, in the current transaction. Returns its seq."""
+        """Append this change's event to the log, in the current transaction. Returns its seq.
+
+        The event belongs to the context's project unless ``project`` names another, or is
+        ``None`` for platform-wide changes (users, tokens).
+        """
         from plinth.store.events import append_event
 
         ev = append_event(
             self.session,
             actor=self.actor.name,
-            project=project if project is not None else self.project,
+            project=self.project if project is _OWN_PROJECT else project,
             action=action,
             resource=resource,
             summary=summary,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -54,7 +55,8 @@ def create_app(platform: Platform, *, auth: bool = True) -> FastAPI:
     @app.exception_handler(PlinthError)
     async def plinth_error(request: Request, exc: PlinthError) -> Response:
         if isinstance(exc, Unauthenticated) and _wants_html(request):
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
         if exc.http_status >= 500:
             log.error("request failed: %s", exc.message, extra={"fields": {"code": exc.code}})
         return JSONResponse(exc.to_payload(), status_code=exc.http_status)
