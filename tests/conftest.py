@@ -216,3 +216,41 @@ def page(browser, request: pytest.FixtureRequest):  # type: ignore[no-untyped-de
     pg.shot = shot  # type: ignore[attr-defined]
     yield pg
     context.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3-speaking server (moto) on a free loopback port, shared by the whole run."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        need(False, "moto[server] for the S3 test server (pip install 'moto[server]')")
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the S3 test server, with the ``AWS_*`` variables set for it."""
+    import boto3
+
+    for var, value in {
+        "AWS_ENDPOINT_URL": s3_server,
+        "AWS_ACCESS_KEY_ID": "plinth-test",
+        "AWS_SECRET_ACCESS_KEY": "plinth-test-secret",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }.items():
+        monkeypatch.setenv(var, value)
+    for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(var, raising=False)
+    name = f"plinth-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=name)
+    return name

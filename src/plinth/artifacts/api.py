@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import chain, islice
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -54,12 +56,41 @@ async def upload_artifact(
 @router.get(s.DOWNLOAD_ARTIFACT.path)
 def download_artifact(owner: str, name: str, caller: CallerDep) -> StreamingResponse:
     info, chunks = caller.call(svc.open_artifact, owner=owner, name=name)
+    # A blob of one chunk is read and verified before the headers leave, so that its
+    # corruption gets a proper error response rather than a cut stream.
+    first = list(islice(chunks, 2))
     return StreamingResponse(
-        iterate_in_threadpool(chunks),
+        iterate_in_threadpool(_last_chunk_after_verification(chain(first, chunks))),
         media_type=info.media_type,
         headers={
             "Content-Length": str(info.size),
             "X-Plinth-SHA256": info.sha256,
             "ETag": f'"{info.sha256}"',
+            # Bytes users uploaded must never run as a page of this origin (stored XSS with
+            # the UI's cookie): download them, sniff nothing, and sandbox them if shown.
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(_basename(info.name))}",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
         },
     )
+
+
+def _last_chunk_after_verification(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Send each chunk once the next one is read.
+
+    The blob store checks the sha256 when its stream ends, after the headers are gone. Held
+    back, the last chunk never leaves when that check fails: the client gets fewer bytes
+    than Content-Length promised and its HTTP library reports a broken download, instead of
+    a complete-looking corrupted file.
+    """
+    held: bytes | None = None
+    for chunk in chunks:
+        if held is not None:
+            yield held
+        held = chunk
+    if held is not None:
+        yield held
+
+
+def _basename(name: str) -> str:
+    return name.rsplit("/", 1)[-1]

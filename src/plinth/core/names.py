@@ -46,17 +46,25 @@ def validate_artifact_name(name: object) -> str:
         raise refuse(f"longer than {MAX_ARTIFACT_NAME} bytes")
     if any(unicodedata.category(c) in {"Cc", "Cf", "Cs", "Co", "Cn"} for c in name):
         raise refuse("it contains control or invisible characters")
+    if "\ufffd" in name:  # what a lenient decoder made of bytes that were not UTF-8
+        raise refuse("it contains U+FFFD, the mark of bytes that were not valid UTF-8")
     # Decode repeatedly so that %2e%2e, %252e%252e and friends are seen as what they mean.
-    decoded, seen = name, {name}
+    decoded, seen = name, [name]  # in order, so that the reason given is always the same
     while True:
-        nxt = unquote(decoded)
+        try:
+            nxt = unquote(decoded, errors="strict")
+        except UnicodeDecodeError:  # e.g. %c0%ae, the overlong encoding of "."
+            raise refuse("it holds percent-escapes that are not UTF-8") from None
         if nxt in seen:
             break
         if any(unicodedata.category(c) in {"Cc", "Cf"} for c in nxt):
             raise refuse("it decodes to control characters")
-        seen.add(nxt)
+        seen.append(nxt)
         decoded = nxt
-    for form in seen:
+    # Look-alikes that compatibility normalisation turns into "." or "/" (U+FF0E, U+2025,
+    # U+FF0F...) are judged by what they become, as a later NFKC step somewhere would.
+    forms = seen + [unicodedata.normalize("NFKC", form) for form in seen]
+    for form in dict.fromkeys(forms):
         if "\\" in form:
             raise refuse("backslashes are not allowed")
         if form.startswith(("/", "~")):
@@ -68,6 +76,12 @@ def validate_artifact_name(name: object) -> str:
         segments = form.split("/")
         if any(seg in {"", ".", ".."} for seg in segments):
             raise refuse("empty, '.' or '..' path segments are not allowed")
-        if any(seg.strip() != seg or seg.strip(". ") == "" for seg in segments):
+        if any(seg.strip() != seg or _only_dots(seg) for seg in segments):
             raise refuse("segments may not start or end with spaces or be only dots")
     return name
+
+
+def _only_dots(segment: str) -> bool:
+    """``...``, ``. .`` and ``..;x`` (a path parameter some servers drop) are all dots."""
+    head = segment.split(";", 1)[0]
+    return segment.strip(". ") == "" or (head != "" and head.strip(". ") == "")

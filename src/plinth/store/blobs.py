@@ -29,18 +29,36 @@ class BlobInfo:
     size: int
 
 
+_CONTENT = "content must be bytes, a binary file or an iterable of bytes"
+
+
 def _chunks(source: IO[bytes] | Iterable[bytes] | bytes) -> Iterator[bytes]:
+    if isinstance(source, str):
+        raise InvalidInput(f"{_CONTENT}, not str", field="content")
     if isinstance(source, bytes | bytearray | memoryview):
         yield bytes(source)
         return
     read = getattr(source, "read", None)
     if read is not None:
         while chunk := read(CHUNK_SIZE):
-            yield chunk
+            yield _as_bytes(chunk)
         return
-    for chunk in source:  # type: ignore[union-attr]
+    try:
+        chunks = iter(source)  # type: ignore[call-overload]
+    except TypeError:
+        raise InvalidInput(f"{_CONTENT}, not {type(source).__name__}", field="content") from None
+    for chunk in chunks:
         if chunk:
-            yield bytes(chunk)
+            yield _as_bytes(chunk)
+
+
+def _as_bytes(chunk: object) -> bytes:
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, bytearray | memoryview):
+        return bytes(chunk)
+    # A text-mode file or an iterable of str would otherwise fail deep inside hashlib.
+    raise InvalidInput(f"{_CONTENT}; got a chunk of {type(chunk).__name__}", field="content")
 
 
 class BlobStore:
@@ -81,14 +99,21 @@ class BlobStore:
                         "the S3 artifact store needs s3fs: pip install 'plinth-ml[s3]'"
                     ) from None
                 options = dict(self.storage_options)
-                endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
+                # Blobs are immutable and never listed: cached listings (shared by every
+                # s3fs instance with the same arguments) would only hide changes made by
+                # others, such as a deleted or overwritten object.
+                options.setdefault("use_listings_cache", False)
+                options.setdefault("skip_instance_cache", True)
+                endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
+                    "AWS_ENDPOINT_URL"
+                )
                 if endpoint and "endpoint_url" not in options:
                     options["endpoint_url"] = endpoint
                 self._fs = s3fs.S3FileSystem(**options)
         return self._fs
 
     def key(self, sha256: str) -> str:
-        if not is_sha256(sha256):
+        if not isinstance(sha256, str) or not is_sha256(sha256):
             raise InvalidInput(f"{sha256!r} is not a sha256 digest", field="sha256")
         return f"{self.root}/blobs/sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
@@ -96,9 +121,12 @@ class BlobStore:
     def put(self, source: IO[bytes] | Iterable[bytes] | bytes) -> BlobInfo:
         """Store a stream; returns its digest. An error mid-stream leaves nothing behind."""
         spool_dir = Path(self.root) / "tmp" if self.is_local else None
-        if spool_dir is not None:
-            spool_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="upload-", dir=spool_dir)
+        try:
+            if spool_dir is not None:
+                spool_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix="upload-", dir=spool_dir)
+        except OSError as exc:
+            raise Unavailable(f"cannot write to the artifact store {self.url}: {exc}") from None
         digest, size = hashlib.sha256(), 0
         try:
             with os.fdopen(fd, "wb") as out:
@@ -117,9 +145,14 @@ class BlobStore:
 
     def put_file(self, path: str | os.PathLike[str]) -> BlobInfo:
         p = Path(path)
+        link = f"{p} is a symbolic link; Plinth stores only regular files"
         if p.is_symlink():
-            raise InvalidInput(f"{p} is a symbolic link; Plinth stores only regular files", field="path")
-        with p.open("rb") as fh:
+            raise InvalidInput(link, field="path")
+        try:  # O_NOFOLLOW: a link swapped in after the check is refused too
+            fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            raise InvalidInput(f"{p} cannot be read: {exc.strerror}", field="path") from None
+        with os.fdopen(fd, "rb") as fh:
             return self.put(fh)
 
     def _land(self, tmp: str, info: BlobInfo) -> None:
@@ -146,12 +179,27 @@ class BlobStore:
             fh = self.fs.open(key, "rb")
         except FileNotFoundError:
             raise NotFound(f"blob {sha256} is missing from the artifact store {self.url}") from None
+        except OSError as exc:
+            raise Unavailable(f"cannot read from the artifact store {self.url}: {exc}") from None
         return self._verified(fh, sha256, size)
 
     def _verified(self, fh: Any, sha256: str, size: int | None) -> Iterator[bytes]:
         digest, seen = hashlib.sha256(), 0
         with fh:
-            while chunk := fh.read(CHUNK_SIZE):
+            while True:
+                try:
+                    chunk = fh.read(CHUNK_SIZE)
+                except FileNotFoundError:
+                    raise NotFound(f"blob {sha256} vanished from {self.url}") from None
+                except OSError as exc:
+                    if type(exc).__name__ == "FileExpired":  # s3fs: the object changed under us
+                        raise DataCorrupted(
+                            f"blob {sha256} is corrupted: it was overwritten while being read",
+                            sha256=sha256,
+                        ) from None
+                    raise Unavailable(f"cannot read from {self.url}: {exc}") from None
+                if not chunk:
+                    break
                 digest.update(chunk)
                 seen += len(chunk)
                 yield chunk

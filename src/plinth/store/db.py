@@ -78,7 +78,10 @@ class Database:
             return create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=20)
         database = make_url(self.url).database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise self.unreachable(exc) from None
         engine = create_engine(
             self.url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
@@ -114,7 +117,16 @@ class Database:
             raise
 
     def unreachable(self, exc: BaseException) -> Unavailable:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else ""
+        """The one-line error naming the (password-masked) URL and what went wrong."""
+        orig = getattr(exc, "orig", None) or exc
+        lines = str(orig).strip().splitlines()
+        reason = lines[0] if lines else type(orig).__name__
+        if self.is_sqlite:
+            return Unavailable(
+                f"cannot open the SQLite metadata database at {masked(self.url)}: {reason}; "
+                "check that its folder exists and is writable (PLINTH_DB_URL or PLINTH_HOME)",
+                database=masked(self.url),
+            )
         return Unavailable(
             f"cannot reach the metadata database at {masked(self.url)}: {reason}",
             database=masked(self.url),
@@ -153,9 +165,31 @@ class Database:
         from alembic import command
 
         self.check()
-        with self._lock:
+        with self._lock, self._migration_lock():
             command.upgrade(self.alembic_config(), revision)
         self._ready = True
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """Serialise migrations across processes that start at once on one database.
+
+        SQLite needs nothing more: Alembic reads the current revision inside its
+        ``BEGIN IMMEDIATE`` transaction. PostgreSQL has no such lock, so two servers
+        starting on an empty schema would both create the tables; an advisory lock (per
+        schema) makes the second wait and then find the schema up to date.
+        """
+        if self.is_sqlite:
+            yield
+            return
+        with self.engine.connect() as conn:
+            key = "plinth-migrations:" + str(conn.execute(text("SELECT current_schema()")).scalar())
+            conn.execute(text("SELECT pg_advisory_lock(hashtext(:key))"), {"key": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": key})
+                conn.commit()
 
     def ensure_ready(self) -> None:
         """Upgrade the schema if it is behind; done once per process on first use."""
