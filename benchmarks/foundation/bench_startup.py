@@ -57,10 +57,20 @@ def run(emit: Callable[..., Any]) -> None:
     mlflow_py = anchor_python("mlflow")
     plinth_import = _median_seconds([sys.executable, "-c", "import plinth"])
     mlflow_import = _median_seconds([str(mlflow_py), "-c", "import mlflow"])
-    emit(workload="import", plinth_s=round(plinth_import, 3), mlflow_s=round(mlflow_import, 3), ratio=round(mlflow_import / plinth_import, 1))
+    emit(
+        workload="import",
+        plinth_s=round(plinth_import, 3),
+        mlflow_s=round(mlflow_import, 3),
+        ratio=round(mlflow_import / plinth_import, 1),
+    )
     help_s = _median_seconds([str(bin_dir / "plinth"), "--help"])
     mlflow_help = _median_seconds([str(mlflow_py.parent / "mlflow"), "--help"])
-    emit(workload="cli --help", plinth_s=round(help_s, 3), mlflow_s=round(mlflow_help, 3), ratio=round(mlflow_help / help_s, 1))
+    emit(
+        workload="cli --help",
+        plinth_s=round(help_s, 3),
+        mlflow_s=round(mlflow_help, 3),
+        ratio=round(mlflow_help / help_s, 1),
+    )
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "PLINTH_HOME": tmp}
         env.pop("PLINTH_URI", None)
@@ -69,8 +79,25 @@ def run(emit: Callable[..., Any]) -> None:
         port = _free_port()
         mlflow_env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db"}
         mlflow_up = _time_to_healthz(
-            [str(mlflow_py.parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db", "--workers", "1"],
-            port, mlflow_env, "/health",
+            [
+                str(mlflow_py.parent / "mlflow"),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--backend-store-uri",
+                f"sqlite:///{tmp}/mlflow.db",
+                "--workers",
+                "1",
+            ],
+            port,
+            mlflow_env,
+            "/health",
         )
-    emit(workload="server first health check", plinth_s=round(plinth_up, 2), mlflow_s=round(mlflow_up, 2), ratio=round(mlflow_up / plinth_up, 1))
+    emit(
+        workload="server first health check",
+        plinth_s=round(plinth_up, 2),
+        mlflow_s=round(mlflow_up, 2),
+        ratio=round(mlflow_up / plinth_up, 1),
+    )

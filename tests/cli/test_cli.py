@@ -14,7 +14,9 @@ import httpx
 from tests_support import free_port_for_subprocess
 
 
-def plinth(home: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def plinth(
+    home: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PLINTH_")}
     full_env["PLINTH_HOME"] = str(home)
     full_env.update(env or {})
@@ -61,7 +63,9 @@ def test_unreachable_database_is_named_in_one_line(tmp_path: Path) -> None:
     assert out.returncode == 7
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("error: cannot reach the metadata database at postgresql+psycopg://someone:***@127.0.0.1:1/nowhere")
+    assert lines[0].startswith(
+        "error: cannot reach the metadata database at postgresql+psycopg://someone:***@127.0.0.1:1/nowhere"
+    )
     assert "secret" not in out.stderr
 
 

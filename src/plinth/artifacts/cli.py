@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,7 +18,7 @@ def upload(
     owner: str = typer.Argument(..., help="Owning resource, e.g. runs:/<id>"),
     name: str = typer.Argument(..., help="Artifact name, e.g. model/weights.bin"),
     path: Path = typer.Argument(..., help="Local file to upload"),
-    project: Optional[str] = ProjectOption,
+    project: str | None = ProjectOption,
     json: bool = JsonOption,
 ) -> None:
     """Upload a file as an artifact (streamed; verified by sha256)."""
@@ -29,7 +28,12 @@ def upload(
 
 
 @artifacts.command("list")
-def list_(owner: str, prefix: Optional[str] = typer.Option(None, "--prefix"), project: Optional[str] = ProjectOption, json: bool = JsonOption) -> None:
+def list_(
+    owner: str,
+    prefix: str | None = typer.Option(None, "--prefix"),
+    project: str | None = ProjectOption,
+    json: bool = JsonOption,
+) -> None:
     from plinth.artifacts import list_artifacts
 
     show(list_artifacts(owner, prefix=prefix, project=project), json, COLS, title="artifacts")
@@ -39,8 +43,8 @@ def list_(owner: str, prefix: Optional[str] = typer.Option(None, "--prefix"), pr
 def download(
     owner: str,
     name: str,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write here instead of standard output."),
-    project: Optional[str] = ProjectOption,
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write here instead of standard output."),
+    project: str | None = ProjectOption,
 ) -> None:
     """Download an artifact; its sha256 is verified as it streams."""
     from plinth.artifacts import download_artifact

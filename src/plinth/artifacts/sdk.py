@@ -32,29 +32,36 @@ def upload_artifact(
     if isinstance(source, str | os.PathLike):
         with _open_regular_file(Path(source)) as fh:
             return backend.upload(  # type: ignore[no-any-return]
-                s.UPLOAD_ARTIFACT, svc.put_artifact, project=project, content=_iter_file(fh) if backend.remote else fh,
-                owner=owner, name=name, media_type=media_type,
+                s.UPLOAD_ARTIFACT,
+                svc.put_artifact,
+                project=project,
+                content=_iter_file(fh) if backend.remote else fh,
+                owner=owner,
+                name=name,
+                media_type=media_type,
             )
     return backend.upload(  # type: ignore[no-any-return]
-        s.UPLOAD_ARTIFACT, svc.put_artifact, project=project, content=source, owner=owner, name=name, media_type=media_type
+        s.UPLOAD_ARTIFACT,
+        svc.put_artifact,
+        project=project,
+        content=source,
+        owner=owner,
+        name=name,
+        media_type=media_type,
     )
 
 
 def _open_regular_file(path: Path) -> IO[bytes]:
     """Open a regular file for reading, refusing symbolic links even if one is swapped in."""
     if path.is_symlink():
-        raise InvalidInput(
-            f"{path} is a symbolic link; Plinth stores only regular files", field="source"
-        )
+        raise InvalidInput(f"{path} is a symbolic link; Plinth stores only regular files", field="source")
     if not path.is_file():
         raise InvalidInput(f"{path} is not a file", field="source")
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(path, flags)
     except OSError as exc:  # ELOOP: it became a link after the check above
-        raise InvalidInput(
-            f"{path} cannot be read as a regular file: {exc.strerror}", field="source"
-        ) from None
+        raise InvalidInput(f"{path} cannot be read as a regular file: {exc.strerror}", field="source") from None
     fh = os.fdopen(fd, "rb")
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         fh.close()

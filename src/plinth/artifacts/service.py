@@ -32,9 +32,7 @@ _MEDIA_TYPE = re.compile(rf'{_TOKEN}/{_TOKEN}( ?; ?{_TOKEN}=({_TOKEN}|"[^"\\\r\n
 def _owner(owner: str) -> str:
     ref = parse_reference(owner)
     if ref.version is not None and ref.kind == "runs":
-        raise InvalidInput(
-            f"owner {owner!r} must name the resource only, not a path in it", field="owner"
-        )
+        raise InvalidInput(f"owner {owner!r} must name the resource only, not a path in it", field="owner")
     if len(str(ref)) > MAX_OWNER:
         raise InvalidInput(f"owner is longer than {MAX_OWNER} characters", field="owner")
     return str(ref)
@@ -96,9 +94,7 @@ def put_artifact(
 
 def _find(ctx: Context, project_id: str, owner: str, name: str) -> Artifact | None:
     return ctx.session.execute(
-        select(Artifact).where(
-            Artifact.project_id == project_id, Artifact.owner == owner, Artifact.name == name
-        )
+        select(Artifact).where(Artifact.project_id == project_id, Artifact.owner == owner, Artifact.name == name)
     ).scalar()
 
 
@@ -118,9 +114,7 @@ def _row(ctx: Context, owner: str, name: str) -> Artifact:
     owner = _owner(owner)
     name = validate_artifact_name(name)
     row = ctx.session.execute(
-        select(Artifact).where(
-            Artifact.project_id == ctx.project_id(), Artifact.owner == owner, Artifact.name == name
-        )
+        select(Artifact).where(Artifact.project_id == ctx.project_id(), Artifact.owner == owner, Artifact.name == name)
     ).scalar()
     if row is None:
         raise NotFound(f"artifact {name!r} of {owner} does not exist", owner=owner, name=name)

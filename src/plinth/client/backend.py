@@ -17,9 +17,13 @@ class Backend(Protocol):
 
     def call(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **kwargs: Any) -> Any: ...
 
-    def upload(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, content: Any, **params: Any) -> Any: ...
+    def upload(
+        self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, content: Any, **params: Any
+    ) -> Any: ...
 
-    def download(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **params: Any) -> Iterator[bytes]: ...
+    def download(
+        self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **params: Any
+    ) -> Iterator[bytes]: ...
 
 
 class LocalBackend:
@@ -41,10 +45,14 @@ class LocalBackend:
     def call(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **kwargs: Any) -> Any:
         return self.platform.caller(project=project).call(fn, **kwargs)
 
-    def upload(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, content: Any, **params: Any) -> Any:
+    def upload(
+        self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, content: Any, **params: Any
+    ) -> Any:
         return self.platform.caller(project=project).call(fn, content=content, **params)
 
-    def download(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **params: Any) -> Iterator[bytes]:
+    def download(
+        self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **params: Any
+    ) -> Iterator[bytes]:
         # The transaction only covers the lookup; the bytes stream from the blob store.
         _info, chunks = self.platform.caller(project=project).call(fn, **params)
         return chunks
@@ -63,10 +71,14 @@ class RemoteBackend:
     def call(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **kwargs: Any) -> Any:
         return op.parse(self.http.send(op, project=project, arguments=kwargs))
 
-    def upload(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, content: Any, **params: Any) -> Any:
+    def upload(
+        self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, content: Any, **params: Any
+    ) -> Any:
         return op.parse(self.http.upload(op.path, content, _params(project, params)))
 
-    def download(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **params: Any) -> Iterator[bytes]:
+    def download(
+        self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **params: Any
+    ) -> Iterator[bytes]:
         return self.http.download(op.path, _params(project, params))
 
 

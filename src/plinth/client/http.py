@@ -83,4 +83,3 @@ class HttpClient:
                 yield from response.iter_bytes()
         except httpx.TransportError as exc:
             raise Unavailable(f"download from {self.base_url}{path} failed: {exc}") from None
-

@@ -117,9 +117,7 @@ class Context:
             raise PermissionDenied(f"{self.actor.name!r} is not a platform admin; only admins may do this")
         role = self.actor.role_in(project)
         if permission == "approve":
-            raise PermissionDenied(
-                f"{self.actor.name!r} lacks the approver capability in project {project!r}"
-            )
+            raise PermissionDenied(f"{self.actor.name!r} lacks the approver capability in project {project!r}")
         have = f"is a {role}" if role else "has no role"
         raise PermissionDenied(
             f"{self.actor.name!r} {have} in project {project!r}; "

@@ -14,7 +14,20 @@ from plinth.core.names import validate_artifact_name
 __all__ = ["KINDS", "Reference", "parse_reference"]
 
 KINDS = frozenset(
-    {"runs", "models", "datasets", "features", "prompts", "projects", "users", "tokens", "experiments", "deployments", "pipelines", "monitors"}
+    {
+        "runs",
+        "models",
+        "datasets",
+        "features",
+        "prompts",
+        "projects",
+        "users",
+        "tokens",
+        "experiments",
+        "deployments",
+        "pipelines",
+        "monitors",
+    }
 )
 _REF = re.compile(r"^(?P<kind>[a-z]+):/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,99})(?:(?P<sep>[@/])(?P<rest>.+))?$")
 

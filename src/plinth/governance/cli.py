@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from plinth.cli.output import JsonOption, ProjectOption, show
@@ -20,7 +18,9 @@ EVENT_COLS = ["seq", "at", "actor", "project", "action", "resource", "summary"]
 
 
 @projects.command("create")
-def projects_create(name: str, description: str = typer.Option("", "--description", "-d"), json: bool = JsonOption) -> None:
+def projects_create(
+    name: str, description: str = typer.Option("", "--description", "-d"), json: bool = JsonOption
+) -> None:
     """Create a project (you become its admin)."""
     from plinth.governance import create_project
 
@@ -43,7 +43,7 @@ def projects_show(name: str, json: bool = JsonOption) -> None:
 
 
 @projects.command("members")
-def projects_members(project: Optional[str] = ProjectOption, json: bool = JsonOption) -> None:
+def projects_members(project: str | None = ProjectOption, json: bool = JsonOption) -> None:
     """List the users with a role in a project."""
     from plinth.governance import list_members
 
@@ -55,7 +55,7 @@ def projects_grant(
     user: str,
     role: str = typer.Argument(..., help="viewer, editor, maintainer or admin"),
     approver: bool = typer.Option(False, "--approver", help="Also give the approver capability."),
-    project: Optional[str] = ProjectOption,
+    project: str | None = ProjectOption,
     json: bool = JsonOption,
 ) -> None:
     """Give USER a ROLE in a project."""
@@ -65,7 +65,7 @@ def projects_grant(
 
 
 @projects.command("revoke")
-def projects_revoke(user: str, project: Optional[str] = ProjectOption) -> None:
+def projects_revoke(user: str, project: str | None = ProjectOption) -> None:
     """Remove USER's role from a project."""
     from plinth.governance import revoke_role
 
@@ -76,7 +76,7 @@ def projects_revoke(user: str, project: Optional[str] = ProjectOption) -> None:
 @users.command("create")
 def users_create(
     name: str,
-    email: Optional[str] = typer.Option(None, "--email"),
+    email: str | None = typer.Option(None, "--email"),
     admin: bool = typer.Option(False, "--admin", help="Make the user a platform admin."),
     json: bool = JsonOption,
 ) -> None:
@@ -110,8 +110,8 @@ def users_enable(name: str, json: bool = JsonOption) -> None:
 @tokens.command("create")
 def tokens_create(
     name: str,
-    user: Optional[str] = typer.Option(None, "--user", help="Whose token (admins only); yourself by default."),
-    expires_in_days: Optional[float] = typer.Option(None, "--expires-in-days"),
+    user: str | None = typer.Option(None, "--user", help="Whose token (admins only); yourself by default."),
+    expires_in_days: float | None = typer.Option(None, "--expires-in-days"),
     json: bool = JsonOption,
 ) -> None:
     """Create an API token. The secret is printed once; store it now."""
@@ -126,7 +126,7 @@ def tokens_create(
 
 
 @tokens.command("list")
-def tokens_list(user: Optional[str] = typer.Option(None, "--user"), json: bool = JsonOption) -> None:
+def tokens_list(user: str | None = typer.Option(None, "--user"), json: bool = JsonOption) -> None:
     from plinth.governance import list_tokens
 
     show(list_tokens(user=user), json, TOKEN_COLS, title="tokens")
@@ -143,18 +143,16 @@ def tokens_revoke(token_id: str, json: bool = JsonOption) -> None:
 def audit_list(
     after: int = typer.Option(0, "--after", help="Only events after this sequence number."),
     limit: int = typer.Option(50, "--limit"),
-    action: Optional[str] = typer.Option(None, "--action", help="e.g. token.create or token.*"),
-    actor: Optional[str] = typer.Option(None, "--actor"),
-    project: Optional[str] = ProjectOption,
+    action: str | None = typer.Option(None, "--action", help="e.g. token.create or token.*"),
+    actor: str | None = typer.Option(None, "--actor"),
+    project: str | None = ProjectOption,
     all_projects: bool = typer.Option(False, "--all", help="Every project's events (admins)."),
     json: bool = JsonOption,
 ) -> None:
     """List events of the audit log."""
     from plinth.governance import list_events
 
-    rows = list_events(
-        after=after, limit=limit, action=action, actor=actor, project=project, all_projects=all_projects
-    )
+    rows = list_events(after=after, limit=limit, action=action, actor=actor, project=project, all_projects=all_projects)
     show(rows, json, EVENT_COLS, title="events")
 
 

@@ -35,9 +35,7 @@ def create_project(ctx: Context, name: str, description: str = "") -> s.ProjectI
     validate_name(name, "project")
     if ctx.session.execute(select(Project.id).where(Project.name == name)).scalar():
         raise AlreadyExists(f"project {name!r} already exists", project=name)
-    project = Project(
-        id=new_id(), name=name, description=description, created_at=ctx.now(), created_by=ctx.actor.name
-    )
+    project = Project(id=new_id(), name=name, description=description, created_at=ctx.now(), created_by=ctx.actor.name)
     ctx.session.add(project)
     if ctx.actor.user_id is not None and not ctx.actor.is_admin:
         ctx.session.add(
@@ -237,9 +235,10 @@ def actor_for(session: Session, user: User, token_id: str | None = None) -> Acto
 def bootstrap_admin(ctx: Context, name: str = "admin", token: str | None = None) -> s.TokenCreated | None:
     """On a store with no users: create the first admin and its token. None if users exist."""
     if ctx.session.execute(select(User.id).limit(1)).scalar() is not None:
-        if token is not None and ctx.session.execute(
-            select(Token.id).where(Token.hash == sha256_hex(token.encode()))
-        ).scalar() is None:
+        if (
+            token is not None
+            and ctx.session.execute(select(Token.id).where(Token.hash == sha256_hex(token.encode()))).scalar() is None
+        ):
             admin = ctx.session.execute(select(User).where(User.is_admin.is_(True)).order_by(User.created_at)).scalar()
             if admin is not None:
                 return _issue_token(ctx, admin, "admin-token", token, None)

@@ -36,7 +36,9 @@ GENESIS_HASH = "0" * 64
 class Event(Base):
     __tablename__ = "events"
 
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
     at: Mapped[str] = mapped_column(String(32))  # ISO-8601 UTC with microseconds
     actor: Mapped[str] = mapped_column(String(200))
     project: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -165,9 +167,7 @@ def verify_chain(session: Session, batch: int = 5000, max_problems: int = 100) -
     problems: list[ChainProblem] = []
     expected_seq, prev_hash, checked, after = 1, GENESIS_HASH, 0, 0
     while True:
-        rows = list(
-            session.execute(select(Event).where(Event.seq > after).order_by(Event.seq).limit(batch)).scalars()
-        )
+        rows = list(session.execute(select(Event).where(Event.seq > after).order_by(Event.seq).limit(batch)).scalars())
         if not rows:
             break
         for ev in rows:

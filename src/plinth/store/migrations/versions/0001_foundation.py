@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-import plinth.store.types
 
+import plinth.store.types
 
 revision = '0001_foundation'
 down_revision = None
