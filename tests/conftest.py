@@ -52,7 +52,7 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     """Every test gets its own PLINTH_HOME and no server settings from the outside."""
     from plinth.client.backend import reset_backend
 
-    for var in ("PLINTH_URI", "PLINTH_TOKEN", "PLINTH_DB_URL", "PLINTH_ARTIFACTS_URL", "PLINTH_ADMIN_TOKEN", "PLINTH_ONLINE_STORE_URL"):
+    for var in ("PLINTH_URI", "PLINTH_TOKEN", "PLINTH_DB_URL", "PLINTH_ARTIFACTS_URL", "PLINTH_ADMIN_TOKEN", "PLINTH_ONLINE_STORE_URL", "PLINTH_TABLES_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PLINTH_HOME", str(tmp_path / "home"))
     reset_backend()

@@ -53,6 +53,37 @@ _EXPORTS: dict[str, list[str]] = {
         "verify_audit",
         "whoami",
     ],
+    "plinth.tracking": [
+        "ActiveRun",
+        "active_run",
+        "autolog",
+        "compare_runs",
+        "create_experiment",
+        "delete_run",
+        "end_run",
+        "flush",
+        "get_experiment",
+        "get_metric_history",
+        "get_run",
+        "list_experiments",
+        "log_artifact",
+        "log_artifacts",
+        "log_batch",
+        "log_dict",
+        "log_figure",
+        "log_image",
+        "log_metric",
+        "log_metrics",
+        "log_param",
+        "log_params",
+        "log_table",
+        "log_text",
+        "search_runs",
+        "set_experiment",
+        "set_tag",
+        "set_tags",
+        "start_run",
+    ],
 }
 _ERRORS = [
     "AlreadyExists",
@@ -66,5 +97,21 @@ _ERRORS = [
     "Unavailable",
 ]
 
-__getattr__, __dir__, _LAZY = lazy_exports(__name__, globals(), _EXPORTS)
-__all__ = sorted([*_ERRORS, "__version__", *_LAZY])
+_getattr, _dir, _LAZY = lazy_exports(__name__, globals(), _EXPORTS)
+# Areas whose SDK is a namespace of its own: ``plinth.data.ingest(...)``.
+_SUBMODULES = {"data", "models", "registry"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    return _getattr(name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(_dir()) | _SUBMODULES)
+
+
+__all__ = sorted([*_ERRORS, "__version__", *_LAZY, *_SUBMODULES])

@@ -72,9 +72,33 @@ def step_audit(state: DemoState) -> None:
     state.echo(f"  {len(events)} events in project {state.project!r}; chain of {report.checked} events verified: {report.ok}")
 
 
+def step_data(state: DemoState) -> None:
+    """Ingest a real dataset, version it, profile and validate it, split it reproducibly."""
+    from plinth.data.demo import run_step
+
+    run_step(state)
+
+
+def step_tracking(state: DemoState) -> None:
+    """Train a few models with tracking; search and compare their runs."""
+    from plinth.tracking.demo import run_step
+
+    run_step(state)
+
+
+def step_registry(state: DemoState) -> None:
+    """Log a model, register it, approve it as another user, alias it champion, load it."""
+    from plinth.registry.demo import run_step
+
+    run_step(state)
+
+
 STEPS: list[tuple[str, Callable[[DemoState], None]]] = [
     ("Projects, people and tokens", step_projects_and_people),
     ("Artifacts, stored by content", step_artifacts),
+    ("Datasets: versions, profiles, data quality", step_data),
+    ("Experiments: train with tracking, search and compare runs", step_tracking),
+    ("Models: log, register, approve as another user, alias champion, load", step_registry),
     ("The audit trail", step_audit),
 ]
 

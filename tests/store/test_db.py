@@ -195,3 +195,13 @@ def test_sqlite_that_cannot_be_opened_gives_a_clear_error(tmp_path: Path) -> Non
         "check that its folder exists and is writable (PLINTH_DB_URL or PLINTH_HOME)"
     )
     assert list(folder.iterdir()) == []
+
+
+def test_head_revision_read_from_files_matches_alembic(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The cheap head lookup (no Alembic import at start-up) agrees with Alembic itself."""
+    from alembic.script import ScriptDirectory
+
+    from plinth.store.db import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'h.db'}")
+    assert db.head_revision() == ScriptDirectory.from_config(db.alembic_config()).get_current_head()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Optional
 
 import typer
 
@@ -27,6 +26,10 @@ app.add_typer(db_app, name="db")
 AREA_COMMANDS = [
     ("plinth.governance.cli", "register"),
     ("plinth.artifacts.cli", "register"),
+    ("plinth.tracking.cli", "register"),
+    ("plinth.data.cli", "register"),
+    ("plinth.models.cli", "register"),
+    ("plinth.registry.cli", "register_commands"),
 ]
 
 
@@ -86,7 +89,7 @@ def db_current(json: bool = JsonOption) -> None:
 @app.command()
 def login(
     url: str = typer.Argument(..., help="The server, e.g. http://127.0.0.1:8420 (a printed login URL works too)."),
-    token: Optional[str] = typer.Option(None, "--token", help="API token; asked for when omitted."),
+    token: str | None = typer.Option(None, "--token", help="API token; asked for when omitted."),
 ) -> None:
     """Log in to a Plinth server: later commands and the SDK then work remotely."""
     from urllib.parse import parse_qs, urlsplit

@@ -19,6 +19,7 @@ from plinth.core.context import LOCAL_ADMIN, Actor, Context, utcnow
 from plinth.core.settings import Settings, load_settings
 from plinth.store.blobs import BlobStore
 from plinth.store.db import Database
+from plinth.store.table_store import TableStore
 
 __all__ = ["Caller", "Platform", "Stores", "local_platform"]
 
@@ -29,13 +30,18 @@ T = TypeVar("T")
 class Stores:
     db: Database
     blobs: BlobStore
+    tables: TableStore
 
 
 class Platform:
     def __init__(self, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
         self.clock = clock
-        self.stores = Stores(db=Database(settings.database_url), blobs=BlobStore(settings.artifact_root))
+        self.stores = Stores(
+            db=Database(settings.database_url),
+            blobs=BlobStore(settings.artifact_root),
+            tables=TableStore(settings.table_root),
+        )
 
     def __repr__(self) -> str:
         return f"Platform(db={self.stores.db!r}, blobs={self.stores.blobs!r})"

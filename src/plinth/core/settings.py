@@ -6,6 +6,7 @@ variable                  meaning                                     default
 PLINTH_HOME               folder for the embedded stores              ``~/.plinth``
 PLINTH_DB_URL             metadata database (SQLite or PostgreSQL)    SQLite in ``$PLINTH_HOME``
 PLINTH_ARTIFACTS_URL      artifact store: a folder or s3://bucket/p   ``$PLINTH_HOME/artifacts``
+PLINTH_TABLES_URL         table store (Delta Lake): folder or s3://   ``$PLINTH_HOME/tables``
 PLINTH_ONLINE_STORE_URL   online feature store (SQLite or Redis)      SQLite in ``$PLINTH_HOME``
 PLINTH_URI                a Plinth server: the SDK then goes remote   unset (embedded)
 PLINTH_TOKEN              API token sent to ``PLINTH_URI``            unset
@@ -24,12 +25,16 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError, field_validator
+from pydantic import ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from plinth.core.errors import InvalidInput
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
+
+
+# The server refuses shorter chosen tokens (governance's MIN_TOKEN_LENGTH); say so at once.
+MIN_ADMIN_TOKEN_LENGTH = 32
 
 
 class SettingsError(InvalidInput):
@@ -39,15 +44,26 @@ class SettingsError(InvalidInput):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PLINTH_", extra="ignore", frozen=True)
+    # An empty variable (``PLINTH_DB_URL=`` in a compose file) means "not set", never "here".
+    model_config = SettingsConfigDict(
+        env_prefix="PLINTH_", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     home: Path = Path("~/.plinth")
     db_url: str | None = None
     artifacts_url: str | None = None
+    tables_url: str | None = None
     online_store_url: str | None = None
     uri: str | None = None
     token: str | None = None
     admin_token: str | None = None
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _home_given(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("expected a folder for Plinth's embedded stores, got an empty value")
+        return value
 
     @field_validator("home")
     @classmethod
@@ -69,9 +85,16 @@ class Settings(BaseSettings):
             value = "postgresql" + value[len("postgres") :]
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value[len("postgresql://") :]
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError) as exc:
+            raise ValueError(f"{_mask(value)!r} is not a valid database URL ({exc})") from None
         return value
 
-    @field_validator("artifacts_url")
+    @field_validator("artifacts_url", "tables_url")
     @classmethod
     def _artifacts_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -80,6 +103,8 @@ class Settings(BaseSettings):
             return str(Path(value).expanduser().absolute())
         parts = urlsplit(value)
         if parts.scheme == "file":
+            if parts.netloc not in {"", "localhost"} or not parts.path:
+                raise ValueError(f"expected file:///ABSOLUTE/PATH, got {value!r}")
             return str(Path(parts.path).absolute())
         if parts.scheme in {"s3", "s3a"}:
             if len(parts.netloc) < 3:
@@ -93,7 +118,9 @@ class Settings(BaseSettings):
         if value is None:
             return None
         if not value.startswith(("sqlite://", "redis://", "rediss://")):
-            raise ValueError(f"expected sqlite:///PATH or redis://HOST:PORT/DB, got {_mask(value)!r}")
+            raise ValueError(
+                f"expected sqlite:///PATH or redis://HOST:PORT/DB, got {_mask(value)!r}"
+            )
         return value
 
     @field_validator("uri")
@@ -102,9 +129,29 @@ class Settings(BaseSettings):
         if value is None or value == "":
             return None
         parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            parts = parts._replace(scheme="")
         if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError(f"expected http(s)://HOST:PORT of a Plinth server, got {value!r}")
+            raise ValueError(
+                f"expected http(s)://HOST:PORT of a Plinth server, got {_mask(value)!r}"
+            )
         return value.rstrip("/")
+
+    @field_validator("token", "admin_token")
+    @classmethod
+    def _token(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        # It travels in an HTTP header: spaces, newlines or non-ASCII would break it there.
+        if not value.isascii() or not value.isprintable() or any(c.isspace() for c in value):
+            raise ValueError("expected a token of printable ASCII characters without spaces")
+        if info.field_name == "admin_token" and len(value) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"expected at least {MIN_ADMIN_TOKEN_LENGTH} characters, got {len(value)}"
+            )
+        return value
 
     # Derived locations of the embedded defaults.
     @property
@@ -114,6 +161,10 @@ class Settings(BaseSettings):
     @property
     def artifact_root(self) -> str:
         return self.artifacts_url or str(self.home / "artifacts")
+
+    @property
+    def table_root(self) -> str:
+        return self.tables_url or str(self.home / "tables")
 
     @property
     def online_store(self) -> str:
@@ -137,18 +188,29 @@ def load_settings(**overrides: object) -> Settings:
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
-        reason = str(first["msg"]).removeprefix("Value error, ")
+        field, reason = _first_error(exc)
         variable = f"PLINTH_{field.upper()}"
         raise SettingsError(f"{variable}: {reason}", variable=variable) from None
     if settings.uri is None and "uri" not in overrides and not os.environ.get("PLINTH_URI"):
         saved = read_credentials(settings.home)
         if saved:
-            return settings.model_copy(
-                update={"uri": saved["uri"], "token": settings.token or saved.get("token")}
-            )
+            token = settings.token or saved.get("token")
+            try:  # the saved values pass the same checks as the variables
+                return Settings(**{**overrides, "uri": saved["uri"], "token": token})
+            except ValidationError as exc:
+                path = credentials_path(settings.home)
+                field, reason = _first_error(exc)
+                raise SettingsError(
+                    f"{path}: {field}: {reason}; run `plinth logout` and log in again",
+                    path=str(path),
+                ) from None
     return settings
+
+
+def _first_error(exc: ValidationError) -> tuple[str, str]:
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "?"
+    return field, str(first["msg"]).removeprefix("Value error, ")
 
 
 def credentials_path(home: Path) -> Path:
@@ -162,7 +224,9 @@ def read_credentials(home: Path) -> dict[str, str] | None:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
-        raise SettingsError(f"{path}: not readable JSON; run `plinth logout` and log in again")
+        raise SettingsError(
+            f"{path}: not readable JSON; run `plinth logout` and log in again"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("uri"), str):
         raise SettingsError(f"{path}: expected {{'uri': ..., 'token': ...}}")
     return data

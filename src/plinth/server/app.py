@@ -23,6 +23,9 @@ log = logging.getLogger("plinth.server")
 API_ROUTERS = [
     ("plinth.governance.api", "router"),
     ("plinth.artifacts.api", "router"),
+    ("plinth.tracking.api", "router"),
+    ("plinth.data.api", "router"),
+    ("plinth.registry.api", "router"),
 ]
 
 

@@ -66,6 +66,8 @@ TEMPLATE_DIR = SERVER_DIR / "templates"
 # (module, attribute) of every area's page router; areas add themselves here.
 UI_ROUTERS = [
     ("plinth.governance.ui", "router"),
+    ("plinth.tracking.ui", "router"),
+    ("plinth.registry.ui", "router"),
 ]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

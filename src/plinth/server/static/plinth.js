@@ -43,7 +43,7 @@
 
   function lineChart(el, spec) {
     var series = [{}].concat((spec.series || []).map(function (s, i) {
-      return { label: s.label, stroke: s.color || ["#2563eb", "#dc2626", "#16a34a", "#9333ea"][i % 4], width: 2 };
+      return { label: s.label, stroke: s.color || ["#2563eb", "#dc2626", "#16a34a", "#9333ea"][i % 4], width: 2, spanGaps: true };
     }));
     var opts = {
       width: Math.max(el.clientWidth, 320), height: spec.height || 240,

@@ -1,0 +1,229 @@
+"""I/O models and operations (routes) of the tracking area.
+
+Metric values may be NaN or ±inf. JSON has no such numbers, so on the wire they travel
+as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (what ``MetricValue``
+serialises to, and what it accepts back).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+from plinth.artifacts.schemas import ArtifactInfo
+from plinth.core.ops import Operation
+
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def encode_metric_value(value: float) -> float | str:
+    """A float as JSON can carry it: non-finite values become their string names."""
+    if value - value == 0:  # finite (NaN and ±inf give NaN here)
+        return value
+    if value != value:
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def decode_metric_value(value: float | str) -> float:
+    return _NON_FINITE[value] if isinstance(value, str) else value
+
+
+MetricValue = Annotated[float, PlainSerializer(encode_metric_value, when_used="json")]
+RunStatus = Literal["running", "finished", "failed", "killed"]
+EndStatus = Literal["finished", "failed", "killed"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ExperimentCreate(BaseModel):
+    name: str
+    description: str = ""
+
+
+class ExperimentInfo(_Out):
+    id: str
+    project: str
+    name: str
+    description: str
+    created_at: datetime
+    created_by: str
+    run_count: int = 0
+    last_run_at: datetime | None = None
+
+
+class RunInfo(_Out):
+    id: str
+    project: str
+    experiment_id: str
+    experiment: str
+    name: str
+    status: RunStatus
+    parent_id: str | None
+    start_time: datetime
+    end_time: datetime | None
+    created_by: str
+    error: str | None = None
+    deleted: bool = False
+
+    @property
+    def uri(self) -> str:
+        return f"runs:/{self.id}"
+
+
+class LatestMetricInfo(BaseModel):
+    value: MetricValue
+    step: int
+    timestamp: int
+
+
+class RunDetail(RunInfo):
+    params: dict[str, str] = {}
+    tags: dict[str, str] = {}
+    metrics: dict[str, LatestMetricInfo] = {}
+
+
+class RunStart(BaseModel):
+    experiment: str | None = None
+    name: str | None = None
+    tags: dict[str, str] | None = None
+    parent_id: str | None = None
+
+
+class RunEnd(BaseModel):
+    status: EndStatus = "finished"
+    error: str | None = None
+
+
+# A metric point on the wire: [key, value, step, timestamp_ms]; step and timestamp may be null.
+MetricRow = tuple[str, MetricValue, int | None, int | None]
+
+
+class LogBatch(BaseModel):
+    metrics: list[MetricRow] | None = Field(default=None, description="[key, value, step, timestamp_ms] rows")
+    params: dict[str, Any] | None = None
+    tags: dict[str, Any] | None = None
+
+
+class BatchResult(BaseModel):
+    metrics: int = 0
+    params: int = 0
+    tags: int = 0
+
+
+class MetricHistory(BaseModel):
+    """One metric's points of one run, as columns (cheap to chart and to send)."""
+
+    run_id: str
+    key: str
+    steps: list[int]
+    timestamps: list[int]
+    values: list[MetricValue]
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+class RunComparison(BaseModel):
+    runs: list[RunInfo]
+    params: dict[str, dict[str, str | None]]  # key -> run id -> value
+    params_differ: list[str]
+    metrics: dict[str, dict[str, MetricValue | None]]  # key -> run id -> latest value
+
+
+class SearchRequest(BaseModel):
+    experiments: list[str] | None = None
+    filter: str | None = None
+    order_by: list[str] | None = None
+    max_results: int = Field(default=1000, ge=1, le=50_000)
+    page_token: str | None = None
+    include_deleted: bool = False
+
+
+class RunTable(BaseModel):
+    """Runs as columns: attributes, then latest metrics, params and tags by key."""
+
+    run_id: list[str]
+    experiment_id: list[str]
+    name: list[str]
+    status: list[str]
+    parent_id: list[str | None]
+    start_time: list[datetime]
+    end_time: list[datetime | None]
+    created_by: list[str]
+    metrics: dict[str, list[MetricValue | None]] = {}
+    params: dict[str, list[str | None]] = {}
+    tags: dict[str, list[str | None]] = {}
+    next_page_token: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.run_id)
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """One dict per run (for pages and the CLI)."""
+        for i, run_id in enumerate(self.run_id):
+            yield {
+                "run_id": run_id,
+                "experiment_id": self.experiment_id[i],
+                "name": self.name[i],
+                "status": self.status[i],
+                "parent_id": self.parent_id[i],
+                "start_time": self.start_time[i],
+                "end_time": self.end_time[i],
+                "created_by": self.created_by[i],
+                "metrics": {k: v[i] for k, v in self.metrics.items() if v[i] is not None},
+                "params": {k: v[i] for k, v in self.params.items() if v[i] is not None},
+                "tags": {k: v[i] for k, v in self.tags.items() if v[i] is not None},
+            }
+
+    def to_pandas(self) -> Any:
+        """A DataFrame; columns are built as typed arrays (pandas infers nothing, which is fast)."""
+        import numpy as np
+        import pandas as pd
+
+        def text(values: list[Any]) -> Any:
+            return np.array(values, dtype=object)
+
+        def times(values: list[Any]) -> Any:
+            return pd.DatetimeIndex(values) if values else pd.DatetimeIndex([], tz="UTC")
+
+        data: dict[str, Any] = {
+            "run_id": text(self.run_id),
+            "experiment_id": text(self.experiment_id),
+            "name": text(self.name),
+            "status": text(self.status),
+            "parent_id": text(self.parent_id),
+            "start_time": times(self.start_time),
+            "end_time": times(self.end_time),
+            "created_by": text(self.created_by),
+        }
+        for key, col in sorted(self.metrics.items()):
+            data[f"metrics.{key}"] = np.array([math.nan if v is None else v for v in col], dtype="float64")
+        for key, col in sorted(self.params.items()):
+            data[f"params.{key}"] = text(col)
+        for key, col in sorted(self.tags.items()):
+            data[f"tags.{key}"] = text(col)
+        return pd.DataFrame(data, copy=False)
+
+
+API = "/api/v1"
+CREATE_EXPERIMENT = Operation("POST", f"{API}/experiments", ExperimentInfo, 201)
+SET_EXPERIMENT = Operation("PUT", f"{API}/experiments/{{name}}", ExperimentInfo)
+LIST_EXPERIMENTS = Operation("GET", f"{API}/experiments", list[ExperimentInfo])
+GET_EXPERIMENT = Operation("GET", f"{API}/experiments/{{name}}", ExperimentInfo)
+START_RUN = Operation("POST", f"{API}/runs", RunInfo, 201)
+SEARCH_RUNS = Operation("POST", f"{API}/runs/search", RunTable)
+COMPARE_RUNS = Operation("GET", f"{API}/runs/compare", RunComparison)
+GET_RUN = Operation("GET", f"{API}/runs/{{run_id}}", RunDetail)
+END_RUN = Operation("POST", f"{API}/runs/{{run_id}}/end", RunInfo)
+DELETE_RUN = Operation("DELETE", f"{API}/runs/{{run_id}}", None, 204)
+LOG_BATCH = Operation("POST", f"{API}/runs/{{run_id}}/batch", BatchResult)
+METRIC_HISTORY = Operation("GET", f"{API}/runs/{{run_id}}/metrics/{{key:path}}", MetricHistory)
+# Streaming: the body is the artifact's bytes; run_id and name go in the query string.
+PUT_RUN_ARTIFACT = Operation("PUT", f"{API}/run-artifacts", ArtifactInfo, 201)

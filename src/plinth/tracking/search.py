@@ -1,0 +1,470 @@
+"""The run filter language: a tokenizer, a recursive-descent parser, and a compiler to SQL.
+
+Grammar (keywords are case-insensitive)::
+
+    filter     := or_expr
+    or_expr    := and_expr ("or" and_expr)*
+    and_expr   := unary ("and" unary)*
+    unary      := "not" unary | "(" or_expr ")" | comparison
+    comparison := field op literal | field ["not"] "in" "(" literal ("," literal)* ")"
+                | field ["not"] ("like" | "ilike") string
+    field      := entity "." key            entity: metrics params tags attributes
+    key        := name | `quoted` | "quoted"
+    op         := "=" | "==" | "!=" | "<>" | "<" | "<=" | ">" | ">="
+    literal    := number | 'string' | "string"
+
+    order_by   := field ["asc" | "desc"]
+
+A filter compiles to SQLAlchemy expressions with bound parameters only: no SQL is built
+from the text and nothing is evaluated. Metric comparisons read the ``latest_metrics``
+table (a primary-key lookup per run), never the metric history. Errors name the
+position and the token where the text went wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, not_, or_, select
+from sqlalchemy.orm import aliased
+
+from plinth.core.errors import InvalidInput
+from plinth.tracking.tables import LatestMetric, Run, RunParam, RunTag
+
+__all__ = ["Comparison", "FieldRef", "compile_filter", "compile_order_by", "parse_filter", "parse_order_by"]
+
+MAX_FILTER_LENGTH = 10_000
+
+ENTITIES = {
+    "metric": "metrics",
+    "metrics": "metrics",
+    "param": "params",
+    "params": "params",
+    "parameter": "params",
+    "parameters": "params",
+    "tag": "tags",
+    "tags": "tags",
+    "attribute": "attributes",
+    "attributes": "attributes",
+    "attr": "attributes",
+    "run": "attributes",
+}
+ATTRIBUTES: dict[str, str] = {
+    "status": "status",
+    "name": "name",
+    "run_name": "name",
+    "id": "id",
+    "run_id": "id",
+    "experiment_id": "experiment_id",
+    "parent_id": "parent_id",
+    "created_by": "created_by",
+    "user": "created_by",
+    "start_time": "start_time",
+    "end_time": "end_time",
+}
+_TIME_ATTRIBUTES = {"start_time", "end_time"}
+_KEYWORDS = {"and", "or", "not", "like", "ilike", "in", "asc", "desc"}
+_ORDER_OPS = {"<", "<=", ">", ">="}
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.]))
+  | (?P<ident>[A-Za-z_][\w.\-/:]*)
+  | (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*")
+  | (?P<quoted>`(?:[^`]|``)*`)
+  | (?P<op><=|>=|!=|<>|==|=|<|>)
+  | (?P<punct>[(),])
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # ident, keyword, string, quoted, number, op, punct, end
+    text: str
+    pos: int
+
+    @property
+    def lower(self) -> str:
+        return self.text.lower()
+
+
+@dataclass(frozen=True)
+class FieldRef:
+    entity: str  # metrics | params | tags | attributes
+    key: str
+    pos: int
+
+    def __str__(self) -> str:
+        return f"{self.entity}.{self.key}"
+
+
+@dataclass(frozen=True)
+class Literal:
+    value: str | float | int
+    kind: str  # string | number
+    text: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Comparison:
+    field: FieldRef
+    op: str  # = != < <= > >= LIKE ILIKE IN, each optionally prefixed by NOT
+    value: Literal | tuple[Literal, ...]
+    pos: int
+    op_pos: int = 0
+
+
+@dataclass(frozen=True)
+class BoolOp:
+    op: str  # and | or
+    parts: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    part: Node
+
+
+Node = Comparison | BoolOp | Not
+
+
+class _Syntax:
+    """Parser state over one text: the tokens and where we are."""
+
+    def __init__(self, text: str, what: str) -> None:
+        self.text = text
+        self.what = what
+        self.tokens = _tokenize(text, what)
+        self.i = 0
+
+    def error(self, token: Token, message: str) -> InvalidInput:
+        near = "the end" if token.kind == "end" else repr(token.text)
+        return InvalidInput(
+            f"invalid {self.what} at position {token.pos} (near {near}): {message}",
+            field=self.what,
+            position=token.pos,
+            token=token.text,
+        )
+
+    @property
+    def peek(self) -> Token:
+        return self.tokens[self.i]
+
+    def next(self) -> Token:
+        tok = self.tokens[self.i]
+        if tok.kind != "end":
+            self.i += 1
+        return tok
+
+    def accept_keyword(self, *words: str) -> Token | None:
+        tok = self.peek
+        if tok.kind == "keyword" and tok.lower in words:
+            return self.next()
+        return None
+
+    def expect_punct(self, char: str, message: str) -> Token:
+        tok = self.next()
+        if tok.kind != "punct" or tok.text != char:
+            raise self.error(tok, message)
+        return tok
+
+
+def _tokenize(text: str, what: str) -> list[Token]:
+    tokens: list[Token] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            raise InvalidInput(
+                f"invalid {what} at position {pos} (near {text[pos : pos + 10]!r}): unexpected character {text[pos]!r}",
+                field=what,
+                position=pos,
+                token=text[pos],
+            )
+        kind = m.lastgroup
+        assert kind is not None
+        if kind != "ws":
+            word = m.group()
+            if kind == "ident" and word.lower() in _KEYWORDS:
+                kind = "keyword"
+            tokens.append(Token(kind, word, pos))
+        pos = m.end()
+    tokens.append(Token("end", "", len(text)))
+    return tokens
+
+
+def _unquote(text: str) -> str:
+    quote, body = text[0], text[1:-1]
+    if quote == "`":
+        return body.replace("``", "`")
+    body = body.replace(quote * 2, quote)
+    return re.sub(r"\\(.)", r"\1", body)
+
+
+def _field(syn: _Syntax) -> FieldRef:
+    tok = syn.next()
+    if tok.kind != "ident":
+        raise syn.error(tok, "expected a field such as metrics.auc, params.model, tags.team or attributes.status")
+    head, dot, rest = tok.text.partition(".")
+    entity = ENTITIES.get(head.lower())
+    if not dot:
+        if head.lower() in ATTRIBUTES:
+            return FieldRef("attributes", ATTRIBUTES[head.lower()], tok.pos)
+        raise syn.error(
+            tok,
+            f"unknown field {tok.text!r}: prefix it with metrics., params., tags. or attributes.",
+        )
+    if entity is None:
+        raise syn.error(tok, f"unknown entity {head!r}: use metrics, params, tags or attributes")
+    key = rest
+    if not key:  # metrics.`val loss` or metrics."val loss"
+        quoted = syn.peek
+        if quoted.kind not in {"quoted", "string"} or quoted.pos != tok.pos + len(tok.text):
+            raise syn.error(quoted, f"expected a key after {tok.text!r}")
+        key = _unquote(syn.next().text)
+        if not key:
+            raise syn.error(quoted, "the key is empty")
+    if entity == "attributes":
+        name = ATTRIBUTES.get(key.lower())
+        if name is None:
+            raise syn.error(tok, f"unknown attribute {key!r}: use one of {', '.join(sorted(set(ATTRIBUTES)))}")
+        key = name
+    return FieldRef(entity, key, tok.pos)
+
+
+def _literal(syn: _Syntax) -> Literal:
+    tok = syn.next()
+    if tok.kind == "string":
+        return Literal(_unquote(tok.text), "string", tok.text, tok.pos)
+    if tok.kind == "number":
+        value: int | float = int(tok.text) if re.fullmatch(r"[-+]?\d+", tok.text) else float(tok.text)
+        return Literal(value, "number", tok.text, tok.pos)
+    raise syn.error(tok, "expected a value: a number or a quoted string such as 'rf'")
+
+
+def _comparison(syn: _Syntax) -> Comparison:
+    field = _field(syn)
+    start = syn.peek
+    negated = syn.accept_keyword("not") is not None
+    tok = syn.next()
+    if tok.kind == "keyword" and tok.lower in {"like", "ilike"}:
+        op = tok.lower.upper()
+        value: Literal | tuple[Literal, ...] = _literal(syn)
+        if value.kind != "string":
+            raise syn.error(_tok_at(syn, value.pos), f"{op} needs a quoted pattern such as 'rf%'")
+    elif tok.kind == "keyword" and tok.lower == "in":
+        op = "IN"
+        syn.expect_punct("(", "expected '(' to open the list after IN")
+        items = [_literal(syn)]
+        while syn.peek.kind == "punct" and syn.peek.text == ",":
+            syn.next()
+            items.append(_literal(syn))
+        syn.expect_punct(")", "expected ',' or ')' in the IN list")
+        value = tuple(items)
+    elif tok.kind == "op" and not negated:
+        op = {"==": "=", "<>": "!="}.get(tok.text, tok.text)
+        value = _literal(syn)
+    else:
+        expected = "LIKE, ILIKE or IN" if negated else "a comparison (=, !=, <, <=, >, >=, LIKE, ILIKE, IN)"
+        raise syn.error(tok, f"expected {expected} after {field}")
+    if negated:
+        op = "NOT " + op
+    comparison = Comparison(field, op, value, start.pos, tok.pos)
+    _check_types(syn, comparison)
+    return comparison
+
+
+def _tok_at(syn: _Syntax, pos: int) -> Token:
+    return next(t for t in syn.tokens if t.pos == pos)
+
+
+def _check_types(syn: _Syntax, c: Comparison) -> None:
+    values = c.value if isinstance(c.value, tuple) else (c.value,)
+    entity, key = c.field.entity, c.field.key
+    base_op = c.op.removeprefix("NOT ")
+    if entity == "metrics":
+        if base_op in {"LIKE", "ILIKE"}:
+            raise syn.error(_tok_at(syn, values[0].pos), f"metrics are numbers: {base_op} does not apply to {c.field}")
+        for v in values:
+            if v.kind != "number":
+                raise syn.error(_tok_at(syn, v.pos), f"{c.field} is a number; compare it with a number, not {v.text}")
+    elif entity in {"params", "tags"} or key not in _TIME_ATTRIBUTES:
+        if base_op in _ORDER_OPS:
+            raise syn.error(
+                _tok_at(syn, c.op_pos), f"{c.field} is a string: use =, !=, LIKE, ILIKE or IN (compared as text)"
+            )
+    elif base_op in {"LIKE", "ILIKE"}:
+        raise syn.error(
+            _tok_at(syn, c.op_pos), f"{c.field} is a time: compare it with =, <, >, … and a number or ISO date"
+        )
+
+
+def _unary(syn: _Syntax) -> Node:
+    if syn.accept_keyword("not"):
+        return Not(_unary(syn))
+    tok = syn.peek
+    if tok.kind == "punct" and tok.text == "(":
+        syn.next()
+        node = _or(syn)
+        syn.expect_punct(")", "expected ')' to close the '(' or 'and'/'or' to go on")
+        return node
+    return _comparison(syn)
+
+
+def _and(syn: _Syntax) -> Node:
+    parts = [_unary(syn)]
+    while syn.accept_keyword("and"):
+        parts.append(_unary(syn))
+    return parts[0] if len(parts) == 1 else BoolOp("and", tuple(parts))
+
+
+def _or(syn: _Syntax) -> Node:
+    parts = [_and(syn)]
+    while syn.accept_keyword("or"):
+        parts.append(_and(syn))
+    return parts[0] if len(parts) == 1 else BoolOp("or", tuple(parts))
+
+
+def parse_filter(text: str | None) -> Node | None:
+    """Parse a filter string; ``None`` or blank means no filter."""
+    if text is None or not text.strip():
+        return None
+    if not isinstance(text, str) or len(text) > MAX_FILTER_LENGTH:
+        raise InvalidInput(f"filter must be a string of at most {MAX_FILTER_LENGTH} characters", field="filter")
+    syn = _Syntax(text, "filter")
+    node = _or(syn)
+    if syn.peek.kind != "end":
+        raise syn.error(syn.peek, "expected 'and', 'or' or the end of the filter")
+    return node
+
+
+def parse_order_by(items: list[str] | None) -> list[tuple[FieldRef, bool]]:
+    """Parse ``["metrics.auc desc", "params.model"]`` into (field, descending) pairs."""
+    out: list[tuple[FieldRef, bool]] = []
+    for item in items or []:
+        if not isinstance(item, str):
+            raise InvalidInput("order_by items must be strings such as 'metrics.auc desc'", field="order_by")
+        syn = _Syntax(item, "order_by")
+        field = _field(syn)
+        direction = syn.accept_keyword("asc", "desc")
+        if syn.peek.kind != "end":
+            raise syn.error(syn.peek, "expected 'asc', 'desc' or the end of the item")
+        out.append((field, direction is not None and direction.lower == "desc"))
+    return out
+
+
+# --- compilation ------------------------------------------------------------------------
+def _like_to_glob(pattern: str) -> str:
+    """SQLite's LIKE ignores case; GLOB does not. Translate a LIKE pattern to GLOB."""
+    out = []
+    for ch in pattern:
+        if ch in "*?[":
+            out.append(f"[{ch}]")
+        elif ch == "%":
+            out.append("*")
+        elif ch == "_":
+            out.append("?")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _time_value(lit: Literal) -> datetime:
+    if lit.kind == "number":
+        return datetime.fromtimestamp(float(lit.value) / 1000, UTC)
+    try:
+        moment = datetime.fromisoformat(str(lit.value))
+    except ValueError:
+        raise InvalidInput(
+            f"invalid filter at position {lit.pos} (near {lit.text!r}): expected milliseconds since the epoch "
+            "or an ISO date such as '2026-01-31T12:00:00Z'",
+            field="filter",
+            position=lit.pos,
+            token=lit.text,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _value(field: FieldRef, lit: Literal) -> Any:
+    if field.entity == "metrics":
+        return float(lit.value)
+    if field.entity == "attributes" and field.key in _TIME_ATTRIBUTES:
+        return _time_value(lit)
+    return lit.text if lit.kind == "number" else lit.value
+
+
+def _condition(column: Any, op: str, value: Any, sqlite: bool) -> ColumnElement[bool]:
+    negated = op.startswith("NOT ")
+    base = op.removeprefix("NOT ")
+    expr: ColumnElement[bool]
+    if base == "=":
+        expr = column == value
+    elif base == "!=":
+        expr = column != value
+    elif base == "<":
+        expr = column < value
+    elif base == "<=":
+        expr = column <= value
+    elif base == ">":
+        expr = column > value
+    elif base == ">=":
+        expr = column >= value
+    elif base == "LIKE":
+        expr = column.op("GLOB")(_like_to_glob(value)) if sqlite else column.like(value)
+    elif base == "ILIKE":
+        expr = column.ilike(value)
+    elif base == "IN":
+        expr = column.in_(value)
+    else:  # pragma: no cover - the parser produces no other operator
+        raise ValueError(op)
+    return not_(expr) if negated else expr
+
+
+def compile_filter(node: Node | None, *, sqlite: bool) -> ColumnElement[bool] | None:
+    """The filter as a SQLAlchemy condition on ``Run`` (bound parameters only)."""
+    if node is None:
+        return None
+    if isinstance(node, BoolOp):
+        parts = [compile_filter(p, sqlite=sqlite) for p in node.parts]
+        return and_(*parts) if node.op == "and" else or_(*parts)
+    if isinstance(node, Not):
+        inner = compile_filter(node.part, sqlite=sqlite)
+        assert inner is not None
+        return not_(inner)
+    field = node.field
+    value = [_value(field, v) for v in node.value] if isinstance(node.value, tuple) else _value(field, node.value)
+    if field.entity == "attributes":
+        return _condition(getattr(Run, field.key), node.op, value, sqlite)
+    table: Any = {"metrics": LatestMetric, "params": RunParam, "tags": RunTag}[field.entity]
+    # EXISTS, probed per run by primary key: a first page in the default order walks the runs
+    # index and stops after max_results matches instead of materialising every match.
+    return (
+        select(table.run_id)
+        .where(table.run_id == Run.id, table.key == field.key, _condition(table.value, node.op, value, sqlite))
+        .correlate(Run)
+        .exists()
+    )
+
+
+def compile_order_by(items: list[tuple[FieldRef, bool]]) -> tuple[list[tuple[Any, Any]], list[Any]]:
+    """Outer joins to add and ORDER BY expressions; missing values (and NaN) sort last."""
+    joins: list[tuple[Any, Any]] = []
+    order: list[Any] = []
+    for field, descending in items:
+        if field.entity == "attributes":
+            column: Any = getattr(Run, field.key)
+        else:
+            table: Any = {"metrics": LatestMetric, "params": RunParam, "tags": RunTag}[field.entity]
+            alias = aliased(table)
+            joins.append((alias, and_(alias.run_id == Run.id, alias.key == field.key)))
+            column = alias.value
+        order.append(column.is_(None))
+        order.append(column.desc() if descending else column.asc())
+    return joins, order
