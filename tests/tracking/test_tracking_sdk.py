@@ -152,10 +152,17 @@ def test_artifacts_text_dict_files_folders_and_tables(tmp_path: Path) -> None:
     assert list(pd.read_parquet(io.BytesIO(plinth.read_artifact(owner, "tables/preview.parquet")))["y"]) == ["a", "b"]
 
 
-def test_environment_capture_and_system_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_capture_and_system_metrics(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("PLINTH_SYSTEM_METRICS_INTERVAL", "0.05")
     with plinth.start_run(capture_environment=True, system_metrics=True) as run:
         time.sleep(0.3)
+    assert "system metrics sample failed" not in caplog.text
+    monkeypatch.setenv("PLINTH_SYSTEM_METRICS_INTERVAL", "60")
+    with plinth.start_run(system_metrics=True) as short:  # a short run still has a first and a last sample
+        pass
+    assert len(plinth.get_metric_history(short.id, "system/cpu_percent")) == 2
     detail = plinth.get_run(run.id)
     assert detail.tags["plinth.python.version"] == ".".join(map(str, sys.version_info[:3]))
     assert detail.tags["plinth.host"] and detail.tags["plinth.source.entry_point"]

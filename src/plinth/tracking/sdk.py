@@ -319,12 +319,13 @@ class ActiveRun:
         """Store buffered metrics, stop the samplers and mark the run ended."""
         if self._ended:
             return None
+        if self._sampler is not None:  # its last sample goes in before the run closes
+            self._sampler.stop()
+            self._sampler = None
         self._ended = True
         with _state_lock:
             if self in _stack:
                 _stack.remove(self)
-        if self._sampler is not None:
-            self._sampler.stop()
         flush_error: BaseException | None = None
         try:
             flush(self.id)
