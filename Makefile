@@ -10,7 +10,7 @@ DEV     = $(VENV)/.plinth-dev-installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
 	touch $(STAMP)
 
 $(DEV): $(STAMP) pyproject.toml
