@@ -3,7 +3,6 @@ of a given platform through the services (so that both metadata backends can be 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import tempfile
 from pathlib import Path
@@ -61,20 +60,3 @@ def log_with_services(
                 caller.call(tracking.put_run_artifact, run_id=run.id, name=f"{name}/{rel}", content=fh)
     caller.call(tracking.end_run, run_id=run.id)
     return f"runs:/{run.id}/{name}"
-
-
-def quiet_tracking(monkeypatch: Any) -> Any:
-    """No sampler threads or environment capture; a clean SDK state afterwards."""
-    from plinth.tracking import sdk
-
-    monkeypatch.setenv("PLINTH_SYSTEM_METRICS", "0")
-    monkeypatch.setenv("PLINTH_CAPTURE_ENVIRONMENT", "0")
-    yield
-    for run in list(sdk._stack):
-        with contextlib.suppress(Exception):
-            run.end("killed")
-    sdk._stack.clear()
-    sdk._experiment.update(name=None, project=None)
-    if sdk._buffer is not None:
-        with contextlib.suppress(Exception):
-            sdk._buffer.flush(timeout=30)

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
+from typing import Any
 
 
 def free_port_for_subprocess() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def quiet_tracking(monkeypatch: Any) -> Iterator[None]:
+    """For an autouse fixture: no sampler threads or environment capture during the test,
+    and a clean tracking SDK state (no active run, no current experiment) after it."""
+    from plinth.tracking import sdk
+
+    monkeypatch.setenv("PLINTH_SYSTEM_METRICS", "0")
+    monkeypatch.setenv("PLINTH_CAPTURE_ENVIRONMENT", "0")
+    yield
+    for run in list(sdk._stack):
+        with contextlib.suppress(Exception):
+            run.end("killed")
+    sdk._stack.clear()
+    sdk._experiment.update(name=None, project=None)
+    if sdk._buffer is not None:
+        with contextlib.suppress(Exception):
+            sdk._buffer.flush(timeout=30)

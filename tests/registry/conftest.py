@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from models_support import quiet_tracking
+from tests_support import quiet_tracking
 
 
 @pytest.fixture(autouse=True)
