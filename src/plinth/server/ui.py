@@ -67,6 +67,7 @@ TEMPLATE_DIR = SERVER_DIR / "templates"
 UI_ROUTERS = [
     ("plinth.governance.ui", "router"),
     ("plinth.tracking.ui", "router"),
+    ("plinth.data.ui", "router"),
     ("plinth.registry.ui", "router"),
 ]
 
