@@ -55,6 +55,7 @@ _EXPORTS: dict[str, list[str]] = {
     ],
     "plinth.tracking": [
         "ActiveRun",
+        "TorchLogger",
         "active_run",
         "autolog",
         "compare_runs",
@@ -65,6 +66,7 @@ _EXPORTS: dict[str, list[str]] = {
         "get_experiment",
         "get_metric_history",
         "get_run",
+        "lightgbm_callback",
         "list_experiments",
         "log_artifact",
         "log_artifacts",
@@ -83,6 +85,7 @@ _EXPORTS: dict[str, list[str]] = {
         "set_tag",
         "set_tags",
         "start_run",
+        "xgboost_callback",
     ],
 }
 _ERRORS = [

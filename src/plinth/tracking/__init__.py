@@ -37,5 +37,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "start_run",
         ],
         "plinth.tracking.autologging": ["autolog"],
+        "plinth.tracking.boosting": ["lightgbm_callback", "xgboost_callback"],
+        "plinth.tracking.torch_logging": ["TorchLogger"],
     },
 )

@@ -694,6 +694,17 @@ def _page_values(run_ids: Any) -> Any:
     )
 
 
+_BY_IDS: list[Any] = []
+
+
+def _page_values_by_ids() -> Any:
+    """``_page_values`` for a list of ids (the ``ids`` parameter), built once: building it
+    costs more than running it on a page of runs."""
+    if not _BY_IDS:
+        _BY_IDS.append(_page_values(bindparam("ids", expanding=True)))
+    return _BY_IDS[0]
+
+
 def _utc_times(values: list[Any]) -> list[Any]:
     """Stored naive UTC (text on SQLite, timestamps on PostgreSQL) as aware datetimes."""
     return [
@@ -721,8 +732,8 @@ def search_runs(
 ) -> s.RunTable:
     """Runs of the project (or of some experiments) that pass ``filter``, as columns.
 
-    Four queries whatever the number of runs: the page of runs, then its latest
-    metrics, params and tags.
+    Three queries whatever the number of runs: the project and the experiments, the page
+    of runs, then its latest metrics, params and tags (one UNION ALL).
     """
     ctx.require("read")
     node = parse_filter(filter)
@@ -730,18 +741,20 @@ def search_runs(
     if not isinstance(max_results, int) or not 1 <= max_results <= 50_000:
         raise InvalidInput(f"max_results must be 1 to 50000, got {max_results!r}", field="max_results")
     offset = _page_offset(page_token)
-    pid = ctx.project_id()
     sqlite_db = ctx.session.get_bind().dialect.name == "sqlite"
     where: list[Any] = []
     if experiments:
         names = list(experiments)
+        # the project and the experiments in one query (the project's own only if none is found)
         found = dict(
             ctx.session.execute(
-                select(Experiment.name, Experiment.id).where(
-                    Experiment.project_id == pid, Experiment.name.in_(names) | Experiment.id.in_(names)
-                )
+                select(Experiment.name, Experiment.id)
+                .join(Project, Project.id == Experiment.project_id)
+                .where(Project.name == ctx.project, Experiment.name.in_(names) | Experiment.id.in_(names))
             ).all()
         )
+        if not found:
+            ctx.project_id()  # NotFound for a project that does not exist
         known = set(found) | set(found.values())
         missing = [n for n in names if n not in known]
         if missing:
@@ -752,7 +765,7 @@ def search_runs(
         # One experiment: an equality, so the (experiment, start_time, id) index serves the order too.
         where.append(Run.experiment_id == exp_ids[0] if len(exp_ids) == 1 else Run.experiment_id.in_(exp_ids))
     else:
-        where.append(Run.project_id == pid)
+        where.append(Run.project_id == ctx.project_id())
     if not include_deleted:
         where.append(Run.deleted_at.is_(None))
     condition = compile_filter(node, sqlite=sqlite_db)
@@ -788,8 +801,7 @@ def search_runs(
         # The page is every run in scope (no filter to run again): select its values by the same
         # conditions rather than by a long list of ids.
         whole = offset == 0 and not more and condition is None
-        run_ids: Any = select(Run.id).where(*where) if whole else bindparam("ids", expanding=True)
-        stmt = _page_values(run_ids)
+        stmt = _page_values(select(Run.id).where(*where)) if whole else _page_values_by_ids()
         outs = (columns["metrics"], columns["params"], columns["tags"])
         for chunk in [ids] if whole else _chunks(ids):
             for kind, run_id, key, number, text in conn.execute(stmt, {} if whole else {"ids": list(chunk)}).all():
