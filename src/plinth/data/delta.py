@@ -9,6 +9,7 @@ PostgreSQL, else a file lock beside the SQLite database.
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,21 +88,113 @@ def remove_table(tables: TableStore, location: str) -> None:
         shutil.rmtree(location, ignore_errors=True)
 
 
+def _plain_local_files(dt: Any) -> list[str] | None:
+    """The Parquet files of a Delta version when DuckDB can read them as they are: local
+    files, no partition columns, no column mapping, no deletion vectors. None otherwise."""
+    try:
+        protocol = dt.protocol()
+        features = set(protocol.reader_features or [])
+        if features - {"timestampNtz"}:
+            return None
+        meta = dt.metadata()
+        if meta.partition_columns:
+            return None
+        if (meta.configuration or {}).get("delta.columnMapping.mode", "none") != "none":
+            return None
+        files = []
+        for uri in dt.file_uris():
+            if uri.startswith("file://"):
+                uri = uri[len("file://") :]
+            if "://" in uri or not Path(uri).is_file():
+                return None
+            files.append(uri)
+    except Exception:
+        return None
+    return files or None
+
+
+def numeric_bounds(dt: Any) -> dict[str, tuple[float, float]]:
+    """Per column, the (min, max) that the Delta log's file statistics give, where every file
+    has both. A hint only: the profile checks it against the min/max it computes."""
+    try:
+        actions = pa.table(dt.get_add_actions(flatten=True))
+    except Exception:
+        return {}
+    if actions.num_rows == 0:
+        return {}
+    bounds: dict[str, tuple[float, float]] = {}
+    names = set(actions.column_names)
+    for col in actions.column_names:
+        if not col.startswith("min."):
+            continue
+        name = col[4:]
+        if "max." + name not in names:
+            continue
+        try:
+            lows = actions.column(col).to_pylist()
+            highs = actions.column("max." + name).to_pylist()
+            if any(v is None for v in lows) or any(v is None for v in highs):
+                continue
+            if any(isinstance(v, bool | str | bytes) for v in lows + highs):
+                continue
+            bounds[name] = (float(min(lows)), float(max(highs)))
+        except (TypeError, ValueError, pa.ArrowException):
+            continue
+    return bounds
+
+
+def _register_table(con: Any, dt: Any, name: str) -> None:
+    """``name`` on ``con``: the Delta version's rows.
+
+    Where the version is plain local Parquet (see :func:`_plain_local_files`), DuckDB's own
+    multi-threaded Parquet reader scans the files (projection pushdown, row-group
+    parallelism); the view has exactly the columns and DuckDB types of the Arrow dataset
+    (checked, else the Arrow dataset is used), so queries see the same relation.
+    """
+    dataset = dt.to_pyarrow_dataset()
+    files = _plain_local_files(dt)
+    if files is not None:
+        arrow_name = name + "__arrow"
+        con.register(arrow_name, dataset)
+        try:
+            want = con.execute(f"DESCRIBE {arrow_name}").fetchall()
+            cols = ", ".join('"' + str(r[0]).replace('"', '""') + '"' for r in want)
+            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            con.execute(
+                f"CREATE VIEW {name} AS SELECT {cols} FROM read_parquet([{listed}], "
+                "union_by_name = true)"
+            )
+            got = con.execute(f"DESCRIBE {name}").fetchall()
+            if [r[:2] for r in got] == [r[:2] for r in want]:
+                con.unregister(arrow_name)
+                return
+            con.execute(f"DROP VIEW {name}")
+        except Exception:
+            con.execute(f"DROP VIEW IF EXISTS {name}")
+        con.unregister(arrow_name)
+    con.register(name, dataset)
+
+
 def duckdb_over(dt: Any, name: str = "__t", extra: pa.RecordBatchReader | Any = None) -> Any:
     """A DuckDB connection with the table (optionally unioned with staged data) as ``name``."""
     import duckdb
 
     con = duckdb.connect(
-        config={"memory_limit": DUCKDB_MEMORY_LIMIT, "preserve_insertion_order": False}
+        config={
+            "memory_limit": DUCKDB_MEMORY_LIMIT,
+            "preserve_insertion_order": False,
+            "threads": os.cpu_count() or 1,
+        }
     )
+    con.execute("SET enable_progress_bar = false")  # else DuckDB draws it on the caller's stdout
     if dt is None and extra is None:
         raise ValueError("nothing to query")
     if extra is None:
-        con.register(name, dt.to_pyarrow_dataset())
+        _register_table(con, dt, name)
     elif dt is None:
         con.register(name, extra)
     else:
-        con.register("__old", dt.to_pyarrow_dataset())
+        _register_table(con, dt, "__old")
         con.register("__new", extra)
         con.execute(
             f"CREATE VIEW {name} AS SELECT * FROM __old UNION ALL BY NAME SELECT * FROM __new"

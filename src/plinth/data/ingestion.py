@@ -466,7 +466,9 @@ def _record(
     if want_profile:
         con = delta.duckdb_over(dt)
         try:
-            rows, profiles, seconds = compute_profile(con, columns)
+            rows, profiles, seconds = compute_profile(
+                con, columns, bounds=delta.numeric_bounds(dt)
+            )
         finally:
             con.close()
         profile_json = Profile(

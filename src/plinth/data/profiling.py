@@ -1,6 +1,6 @@
 """Profiles of dataset versions, computed by DuckDB over the Delta table in one streaming
 pass (counts, nulls, approximate distinct counts, min/max/mean/std, approximate
-quantiles), then one grouped pass per column for histograms and top categories.
+quantiles), then a second pass for histograms and top categories.
 
 Column names are quoted as identifiers; every value goes in as a query parameter.
 """
@@ -66,18 +66,46 @@ def _plain(value: Any) -> Any:
     return _num(value) if hasattr(value, "__float__") else str(value)
 
 
+def _edges(low: float, high: float) -> tuple[float, list[float]]:
+    """The width and the upper edges of the histogram bins from ``low`` to ``high``."""
+    bins = 1 if high == low else HISTOGRAM_BINS
+    width = (high - low) / bins
+    edges = [low + (b + 1) * width for b in range(bins)]
+    edges[-1] = high
+    return width, edges
+
+
+def _bins(low: float, width: float, edges: list[float], counts: Any) -> list[HistogramBin]:
+    counts = counts or {}
+    return [
+        HistogramBin(low=low + b * width, high=edge, count=int(counts.get(edge, 0)))
+        for b, edge in enumerate(edges)
+    ]
+
+
 def compute_profile(
-    con: Any, columns: list[ColumnSchema], table: str = "__t"
+    con: Any,
+    columns: list[ColumnSchema],
+    table: str = "__t",
+    bounds: dict[str, tuple[float, float]] | None = None,
 ) -> tuple[int, list[ColumnProfile], float]:
     """(row count, column profiles, seconds) of the relation ``table`` on ``con``.
 
-    Three scans whatever the width: the moments, approximate distinct counts and
-    reservoir-sampled quantiles of every column; then every numeric histogram; then the
-    exact counts of low-cardinality text and boolean columns (wider ones by a grouped query).
+    Two scans whatever the width: the moments, approximate distinct counts and
+    reservoir-sampled quantiles of every column; then every numeric histogram (its edges
+    from the first scan's min/max) together with the exact counts of low-cardinality text
+    and boolean columns (wider ones by a grouped query each).
+
+    ``bounds`` (column -> (min, max), e.g. from the Delta log's file statistics) lets the
+    first scan also count the histograms of those columns; a histogram is kept only where
+    the scan's own min and max equal the hint (else it is counted in the second scan), so
+    the result is the same as without the hint.
     """
     start = time.perf_counter()
     selects = ["count(*)"]
     layout: list[tuple[ColumnSchema, str, list[str]]] = []
+    params: dict[str, Any] = {}
+    hinted: dict[str, tuple[float, float, list[float]]] = {}
     quantiles = ", ".join(str(v) for v in QUANTILES.values())
     for col in columns:
         q = quote(col.name)
@@ -94,12 +122,21 @@ def compute_profile(
                 f"reservoir_quantile({d}, [{quantiles}], {QUANTILE_SAMPLE})",
             ]
             names += ["min", "max", "mean", "std", "quantiles"]
+            hint = (bounds or {}).get(col.name)
+            if hint is not None and _num(hint[0]) is not None and _num(hint[1]) is not None:
+                low, high = float(hint[0]), float(hint[1])
+                if low <= high:
+                    width, edges = _edges(low, high)
+                    params[f"e{len(hinted)}"] = edges
+                    parts.append(f"histogram({d}, $e{len(hinted)})")
+                    names.append("histogram")
+                    hinted[col.name] = (low, width, edges)
         elif kind in {"temporal", "text", "boolean"}:
             parts += [f"min({q})", f"max({q})"]
             names += ["min", "max"]
         selects += parts
         layout.append((col, kind, names))
-    row = con.execute(f"SELECT {', '.join(selects)} FROM {table}").fetchall()[0]
+    row = con.execute(f"SELECT {', '.join(selects)} FROM {table}", params or None).fetchall()[0]
     rows = int(row[0])
     profiles: list[ColumnProfile] = []
     i = 1
@@ -126,44 +163,42 @@ def compute_profile(
             if qs is not None:
                 pairs = zip(QUANTILES, (_num(x) for x in qs), strict=True)
                 prof.quantiles = {k: v for k, v in pairs if v is not None}
+            if col.name in hinted:
+                low, width, edges = hinted[col.name]
+                if _num(prof.min) == low and _num(prof.max) == edges[-1]:
+                    prof.histogram = _bins(low, width, edges, values["histogram"])
         profiles.append(prof)
-    _histograms(con, table, profiles)
-    _tops(con, table, profiles)
+    _second_pass(con, table, profiles)
     return rows, profiles, time.perf_counter() - start
 
 
-def _histograms(con: Any, table: str, profiles: list[ColumnProfile]) -> None:
-    """Equal-width histograms of every numeric column, in one scan."""
-    parts, params, plans = [], {}, []
+def _second_pass(con: Any, table: str, profiles: list[ColumnProfile]) -> None:
+    """Equal-width histograms of every numeric column and the exact value counts of
+    low-cardinality text and boolean columns, together in one scan; then the top values of
+    wider text columns by a grouped query each."""
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    plans = []
     for n, prof in enumerate(profiles):
         low, high = _num(prof.min), _num(prof.max)
-        if prof.kind != "numeric" or low is None or high is None:
+        if prof.kind != "numeric" or low is None or high is None or prof.histogram:
             continue
-        bins = 1 if high == low else HISTOGRAM_BINS
-        width = (high - low) / bins
-        edges = [low + (b + 1) * width for b in range(bins)]
-        edges[-1] = high
+        width, edges = _edges(low, high)
         d = f"CAST({quote(prof.name)} AS DOUBLE)"
         parts.append(f"histogram({d}, $e{n})")
         params[f"e{n}"] = edges
         plans.append((prof, low, width, edges))
-    if not parts:
-        return
-    row = con.execute(f"SELECT {', '.join(parts)} FROM {table}", params).fetchall()[0]
-    for (prof, low, width, edges), counts in zip(plans, row, strict=True):
-        counts = counts or {}
-        prof.histogram = [
-            HistogramBin(low=low + b * width, high=edge, count=int(counts.get(edge, 0))) for b, edge in enumerate(edges)
-        ]
-
-
-def _tops(con: Any, table: str, profiles: list[ColumnProfile]) -> None:
-    """The most frequent values of text and boolean columns (exact counts)."""
-    small = [p for p in profiles if p.kind in {"text", "boolean"} and p.count and (p.distinct or 0) <= SMALL_DISTINCT]
-    if small:
-        parts = [f"histogram(CAST({quote(p.name)} AS VARCHAR))" for p in small]
-        row = con.execute(f"SELECT {', '.join(parts)} FROM {table}").fetchall()[0]
-        for prof, counts in zip(small, row, strict=True):
+    small = [
+        p
+        for p in profiles
+        if p.kind in {"text", "boolean"} and p.count and (p.distinct or 0) <= SMALL_DISTINCT
+    ]
+    parts += [f"histogram(CAST({quote(p.name)} AS VARCHAR))" for p in small]
+    if parts:
+        row = con.execute(f"SELECT {', '.join(parts)} FROM {table}", params or None).fetchall()[0]
+        for (prof, low, width, edges), counts in zip(plans, row[: len(plans)], strict=True):
+            prof.histogram = _bins(low, width, edges, counts)
+        for prof, counts in zip(small, row[len(plans) :], strict=True):
             ranked = sorted((counts or {}).items(), key=lambda kv: (-kv[1], str(kv[0])))[:TOP_K]
             prof.top = [CategoryCount(value=v, count=int(c)) for v, c in ranked]
     for prof in profiles:

@@ -496,7 +496,9 @@ def compute_version_profile(ctx: Context, dataset: Dataset, version: DatasetVers
     con = delta.duckdb_over(dt)
     try:
         columns = [ColumnSchema.model_validate(c) for c in version.table_schema]
-        rows, profiles, seconds = compute_profile(con, columns)
+        rows, profiles, seconds = compute_profile(
+            con, columns, bounds=delta.numeric_bounds(dt)
+        )
     finally:
         con.close()
     return Profile(

@@ -292,7 +292,9 @@ def _strip(table: pa.Table) -> pa.Table:
 def _duckdb() -> Any:
     import duckdb
 
-    return duckdb.connect(config={"preserve_insertion_order": True})
+    con = duckdb.connect(config={"preserve_insertion_order": True})
+    con.execute("SET enable_progress_bar = false")  # else DuckDB draws it on stdout
+    return con
 
 
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
