@@ -102,7 +102,7 @@ _ERRORS = [
 
 _getattr, _dir, _LAZY = lazy_exports(__name__, globals(), _EXPORTS)
 # Areas whose SDK is a namespace of its own: ``plinth.data.ingest(...)``.
-_SUBMODULES = {"data", "models", "registry"}
+_SUBMODULES = {"data", "features", "models", "registry", "serving"}
 
 
 def __getattr__(name: str) -> object:

@@ -93,11 +93,19 @@ def step_registry(state: DemoState) -> None:
     run_step(state)
 
 
+def step_features(state: DemoState) -> None:
+    """A feature repository, a point-in-time training set for a tracked run, online serving."""
+    from plinth.features.demo import run_step
+
+    run_step(state)
+
+
 STEPS: list[tuple[str, Callable[[DemoState], None]]] = [
     ("Projects, people and tokens", step_projects_and_people),
     ("Artifacts, stored by content", step_artifacts),
     ("Datasets: versions, profiles, data quality", step_data),
     ("Experiments: train with tracking, search and compare runs", step_tracking),
+    ("Features: definitions, a point-in-time training set for a run, online serving", step_features),
     ("Models: log, register, approve as another user, alias champion, load", step_registry),
     ("The audit trail", step_audit),
 ]

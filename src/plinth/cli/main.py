@@ -30,6 +30,8 @@ AREA_COMMANDS = [
     ("plinth.data.cli", "register"),
     ("plinth.models.cli", "register"),
     ("plinth.registry.cli", "register_commands"),
+    ("plinth.features.cli", "register"),
+    ("plinth.serving.cli", "register"),
 ]
 
 

@@ -26,6 +26,8 @@ API_ROUTERS = [
     ("plinth.tracking.api", "router"),
     ("plinth.data.api", "router"),
     ("plinth.registry.api", "router"),
+    ("plinth.features.api", "router"),
+    ("plinth.serving.api", "router"),
 ]
 
 

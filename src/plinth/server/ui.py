@@ -69,6 +69,8 @@ UI_ROUTERS = [
     ("plinth.tracking.ui", "router"),
     ("plinth.data.ui", "router"),
     ("plinth.registry.ui", "router"),
+    ("plinth.features.ui", "router"),
+    ("plinth.serving.ui", "router"),
 ]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

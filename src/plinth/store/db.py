@@ -31,6 +31,8 @@ TABLE_MODULES = [
     "plinth.tracking.tables",
     "plinth.data.tables",
     "plinth.registry.tables",
+    "plinth.features.tables",
+    "plinth.serving.tables",
 ]
 
 SQLITE_BUSY_TIMEOUT_S = 60

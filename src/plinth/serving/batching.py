@@ -1,0 +1,165 @@
+"""Adaptive micro-batching: concurrent requests to one model are merged into one call.
+
+A batch closes when it holds ``max_batch_size`` rows or ``max_wait_ms`` has passed since its
+first request, whichever comes first; while the model runs, the next batch fills, so the
+batch size follows the load. Each request keeps its own rows together: one is never split
+across calls, one larger than the maximum runs alone, and the merged answer is cut back at
+the same offsets. A merged call that fails is retried request by request, so a bad row set
+fails only its own request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["MicroBatcher"]
+
+
+@dataclass
+class _Pending:
+    data: Any
+    rows: int
+    future: asyncio.Future[Any] = field(repr=False)
+
+
+def _concat(parts: list[Any]) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(parts[0], pd.DataFrame):
+        return pd.concat(parts, ignore_index=True)
+    return np.concatenate(parts, axis=0)
+
+
+def _slice(result: Any, start: int, stop: int) -> Any:
+    import pandas as pd
+
+    if isinstance(result, pd.DataFrame):
+        return result.iloc[start:stop].reset_index(drop=True)
+    return result[start:stop]
+
+
+class MicroBatcher:
+    """Merges concurrent ``submit()`` calls into batched calls of ``predict``.
+
+    >>> batcher = MicroBatcher(model.predict, max_batch_size=64, max_wait_ms=2)  # doctest: +SKIP
+    >>> await batcher.submit(frame, rows=len(frame))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        predict: Callable[[Any], Any],
+        *,
+        max_batch_size: int = 64,
+        max_wait_ms: float = 2.0,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be at least 1")
+        self.predict = predict
+        self.max_batch_size = max_batch_size
+        self.max_wait_ms = max_wait_ms
+        self.on_batch = on_batch
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._carry: _Pending | None = None
+
+    def __repr__(self) -> str:
+        return f"MicroBatcher(max_batch_size={self.max_batch_size}, max_wait_ms={self.max_wait_ms})"
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting for a batch."""
+        return (self._queue.qsize() if self._queue is not None else 0) + (self._carry is not None)
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plinth-batch")
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+
+    async def submit(self, data: Any, rows: int) -> Any:
+        """The prediction for ``data`` (``rows`` rows), computed in a batch with others."""
+        if self._queue is None:
+            self.start()
+        assert self._queue is not None
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(data, rows, future))
+        return await future
+
+    async def _collect(self) -> list[_Pending]:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        first, self._carry = self._carry or await self._queue.get(), None
+        batch, rows = [first], first.rows
+        deadline = loop.time() + self.max_wait_ms / 1000
+        while rows < self.max_batch_size:
+            try:
+                nxt = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    nxt = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            if rows + nxt.rows > self.max_batch_size:
+                self._carry = nxt  # it would overflow this batch: it opens the next one
+                break
+            batch.append(nxt)
+            rows += nxt.rows
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            await self._execute(await self._collect())
+
+    async def _execute(self, batch: list[_Pending]) -> None:
+        batch = [p for p in batch if not p.future.done()]  # a caller that went away
+        if not batch:
+            return
+        loop = asyncio.get_running_loop()
+        if self.on_batch is not None:
+            self.on_batch(sum(p.rows for p in batch))
+        if len(batch) == 1:
+            await self._run_alone(batch[0])
+            return
+        try:
+            merged = _concat([p.data for p in batch])
+            result = await loop.run_in_executor(self._executor, self.predict, merged)
+            if len(result) != len(merged):
+                raise RuntimeError(f"the model returned {len(result)} rows for {len(merged)}")
+        except Exception:
+            for p in batch:  # isolate the failure: each request on its own
+                await self._run_alone(p)
+            return
+        offset = 0
+        for p in batch:
+            if not p.future.done():
+                p.future.set_result(_slice(result, offset, offset + p.rows))
+            offset += p.rows
+
+    async def _run_alone(self, p: _Pending) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self._executor, self.predict, p.data)
+        except Exception as exc:
+            if not p.future.done():
+                p.future.set_exception(exc)
+            return
+        if not p.future.done():
+            p.future.set_result(result)

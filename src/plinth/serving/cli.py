@@ -1,0 +1,198 @@
+"""CLI of serving: ``plinth serve`` and ``plinth deploy`` (thin: SDK calls and the server)."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import typer
+
+from plinth.cli.output import JsonOption, ProjectOption, show
+
+deploy = typer.Typer(help="Deployments: model versions, traffic policy, replicas, status.", no_args_is_help=True)
+DEPLOY_COLS = ["name", "traffic", "shadow", "replicas", "status", "updated_at"]
+ModelOption = typer.Option(
+    ..., "--model", "-m", help="A models:/ reference, with =WEIGHT for a canary (models:/churn/2=10). Repeatable."
+)
+
+
+def _traffic(models: list[str]) -> dict[str, int] | str:
+    from plinth.cli.output import fail
+
+    if len(models) == 1 and "=" not in models[0]:
+        return models[0]
+    out: dict[str, int] = {}
+    for item in models:
+        uri, sep, weight = item.rpartition("=")
+        if not sep or not weight.isdigit():
+            raise fail(f"{item!r}: give each model of a canary as URI=WEIGHT, e.g. models:/churn/2=10", 2)
+        out[uri] = int(weight)
+    return out
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def serve(
+    uris: list[str] = typer.Argument(None, help="Model references (models:/churn@champion, runs:/<id>/m), or folders."),
+    deployment: str | None = typer.Option(None, "--deployment", "-d", help="Serve a deployment: its traffic policy."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8080, "--port", help="Port to listen on."),
+    name: str | None = typer.Option(None, "--name", help="Serve the (single) model under this name."),
+    max_batch_size: int = typer.Option(64, "--max-batch-size", min=1, help="Most rows merged into one model call."),
+    max_wait_ms: float = typer.Option(2.0, "--max-wait-ms", min=0, help="Longest wait for a batch to fill."),
+    no_batching: bool = typer.Option(False, "--no-batching", help="Call the model once per request."),
+    max_body_mb: float = typer.Option(16.0, "--max-body-mb", min=0, help="Largest request body (413 above)."),
+    trust: bool = typer.Option(False, "--trust", help="Allow formats that run code when loaded. Trusted models only."),
+    log_sample: float = typer.Option(
+        1.0, "--log-sample", min=0, max=1, help="Share of requests written to a deployment's inference log."
+    ),
+    project: str | None = ProjectOption,
+    log_level: str = typer.Option("warning", "--log-level"),
+) -> None:
+    """Serve models over the Open Inference Protocol (v2) and a plain JSON endpoint."""
+    import uvicorn
+
+    from plinth.cli.output import fail
+    from plinth.serving import ModelServer, ServingOptions, load_deployment, load_served, update_deployment
+
+    if bool(uris) == bool(deployment):
+        raise fail("give model references or --deployment NAME (not both)", 2)
+    if name is not None and len(uris or []) != 1:
+        raise fail("--name needs exactly one model", 2)
+    if deployment:
+        try:
+            routes = [load_deployment(deployment, trust=trust, project=project)]
+        except Exception as exc:
+            from plinth.core.errors import NotFound
+
+            if not isinstance(exc, NotFound):  # a deployment that fails to load shows it
+                update_deployment(deployment, status="failed", status_message=str(exc)[:2000], project=project)
+            raise
+    else:
+        routes = [load_served(uri, name=name, trust=trust, project=project) for uri in uris]
+    options = ServingOptions(
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        batching=not no_batching,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+    )
+    inference_log = None
+    if deployment and log_sample > 0:
+        from plinth.serving import InferenceLogger, inference_log_location
+        from plinth.store.table_store import TableStore
+
+        location = inference_log_location(deployment, project=project).location
+        storage = TableStore(location).storage_options
+        inference_log = InferenceLogger(location, storage_options=storage, sample_rate=log_sample)
+    server = ModelServer(routes, options, inference_log)
+    for route in server.models.values():
+        for m in route.members:
+            typer.echo(f"serving {m.name} version {m.version} ({m.uri}) at http://{host}:{port}/v2/models/{m.name}")
+        if route.shadow is not None:
+            typer.echo(f"shadowing {route.name} with version {route.shadow.version} ({route.shadow.uri})")
+    if deployment:
+        update_deployment(deployment, status="serving", status_message=f"{host}:{port}", project=project)
+    # uvicorn re-raises SIGTERM after a graceful shutdown: make it an exit that runs `finally`
+    signal.signal(signal.SIGTERM, _exit)
+    try:
+        uvicorn.run(server.app, host=host, port=port, log_level=log_level)
+    finally:
+        if deployment:
+            update_deployment(deployment, status="stopped", status_message="", project=project)
+
+
+@deploy.command("create")
+def create(
+    name: str,
+    model: list[str] = ModelOption,
+    shadow: str | None = typer.Option(None, "--shadow", help="A version to mirror requests to (never returned)."),
+    replicas: int = typer.Option(1, "--replicas"),
+    sticky_key: str | None = typer.Option(None, "--sticky-key", help="Sticky A/B by a request key (refused)."),
+    description: str = typer.Option("", "--description"),
+    project: str | None = ProjectOption,
+    json: bool = JsonOption,
+) -> None:
+    """Create a deployment: one model, or a canary (a weight per version), with an optional shadow."""
+    from plinth.serving import create_deployment
+
+    info = create_deployment(
+        name, _traffic(model), shadow, replicas, sticky_key, description=description, project=project
+    )
+    show(info, json)
+
+
+@deploy.command("list")
+def list_(project: str | None = ProjectOption, json: bool = JsonOption) -> None:
+    """List the deployments with their traffic, shadow, replicas and status."""
+    from plinth.serving import list_deployments
+
+    show(list_deployments(project=project), json, DEPLOY_COLS, title="deployments")
+
+
+@deploy.command("get")
+def get(name: str, project: str | None = ProjectOption, json: bool = JsonOption) -> None:
+    """Show one deployment."""
+    from plinth.serving import get_deployment
+
+    show(get_deployment(name, project=project), json)
+
+
+@deploy.command("update")
+def update(
+    name: str,
+    model: list[str] = typer.Option(None, "--model", "-m", help="New traffic: URI or URI=WEIGHT, repeatable."),
+    shadow: str | None = typer.Option(None, "--shadow"),
+    no_shadow: bool = typer.Option(False, "--no-shadow", help="Stop mirroring."),
+    replicas: int | None = typer.Option(None, "--replicas"),
+    description: str | None = typer.Option(None, "--description"),
+    project: str | None = ProjectOption,
+    json: bool = JsonOption,
+) -> None:
+    """Change a deployment's traffic, shadow, replicas or description."""
+    from plinth.serving import update_deployment
+
+    info = update_deployment(
+        name,
+        models=_traffic(model) if model else None,
+        shadow=shadow,
+        clear_shadow=no_shadow,
+        replicas=replicas,
+        description=description,
+        project=project,
+    )
+    show(info, json)
+
+
+@deploy.command("delete")
+def delete(name: str, project: str | None = ProjectOption) -> None:
+    """Delete a deployment (running servers keep serving until stopped)."""
+    from plinth.serving import delete_deployment
+
+    delete_deployment(name, project=project)
+    typer.echo(f"deleted deployment {name}")
+
+
+@deploy.command("export")
+def export(
+    name: str,
+    target: str = typer.Option(..., "--target", "-t", help="kserve (InferenceService) or kubernetes."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the YAML here instead of stdout."),
+    image: str = typer.Option("ghcr.io/plinth/plinth:latest", "--image", help="The container image to run."),
+    project: str | None = ProjectOption,
+) -> None:
+    """Write the cluster manifests of a deployment (InferenceService, or Deployment + Service)."""
+    from plinth.serving import export_manifests, get_deployment
+
+    text = export_manifests(get_deployment(name, project=project), target, image)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        typer.echo(f"wrote {output}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.add_typer(deploy, name="deploy")

@@ -1,0 +1,282 @@
+"""The Open Inference Protocol (v2) tensors: decoding requests against a model's signature,
+encoding predictions as named outputs, and the metadata a v2 client asks for.
+
+See https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/ : a request
+is ``{"inputs": [{"name", "shape", "datatype", "data"}, ...]}``; ``data`` is row-major, flat
+or nested.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from plinth.core.errors import InvalidInput
+from plinth.models.signature import Signature, TensorSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+__all__ = ["decode_columns_request", "decode_infer_request", "encode_outputs", "model_metadata", "to_v2_datatype"]
+
+# Signature type -> v2 datatype, and v2 datatype -> NumPy dtype.
+_TO_V2 = {
+    "bool": "BOOL",
+    "int8": "INT8",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "uint8": "UINT8",
+    "uint16": "UINT16",
+    "uint32": "UINT32",
+    "uint64": "UINT64",
+    "float16": "FP16",
+    "float32": "FP32",
+    "float64": "FP64",
+    "string": "BYTES",
+    "binary": "BYTES",
+    "datetime": "BYTES",
+    "any": "BYTES",
+}
+_NUMPY = {v2: t for t, v2 in _TO_V2.items() if v2 != "BYTES"} | {"BYTES": "object"}
+DATATYPES = frozenset(_NUMPY)
+
+
+def to_v2_datatype(type_: str) -> str:
+    return _TO_V2.get(type_, "BYTES")
+
+
+def _v2_kind(datatype: str) -> str:
+    if datatype == "BOOL":
+        return "bool"
+    if datatype.startswith(("INT", "UINT")):
+        return "int"
+    if datatype.startswith("FP"):
+        return "float"
+    return "bytes"
+
+
+def _compatible(given: str, expected: str) -> bool:
+    """Whether a tensor of ``given`` may feed an input of ``expected`` (safe numeric widening)."""
+    if given == expected:
+        return True
+    have, want = _v2_kind(given), _v2_kind(expected)
+    return (have, want) in {("int", "int"), ("int", "float"), ("float", "float")}
+
+
+def _spec_entries(spec: list[Any] | TensorSpec | None, default: str) -> list[dict[str, Any]]:
+    if spec is None:
+        return []
+    if isinstance(spec, TensorSpec):
+        return [{"name": default, "datatype": to_v2_datatype(spec.dtype), "shape": list(spec.shape)}]
+    return [{"name": c.name, "datatype": to_v2_datatype(c.type), "shape": [-1]} for c in spec]
+
+
+def model_metadata(name: str, versions: list[str], platform: str, signature: Signature | None) -> dict[str, Any]:
+    """The v2 model metadata: inputs and outputs from the signature, with v2 datatypes."""
+    return {
+        "name": name,
+        "versions": versions,
+        "platform": platform,
+        "inputs": _spec_entries(signature.inputs if signature else None, "input-0"),
+        "outputs": _spec_entries(signature.outputs if signature else None, "output-0"),
+    }
+
+
+def _expect(entry: dict[str, Any]) -> str:
+    return f"{entry['datatype']} with shape {entry['shape']}"
+
+
+def _tensor(item: Any, index: int) -> tuple[str, np.ndarray, str]:
+    """(name, array in its shape, datatype) of one request input; InvalidInput naming it."""
+    import numpy as np
+
+    if not isinstance(item, dict):
+        raise InvalidInput(f"inputs[{index}] must be an object with name, shape, datatype and data", field="inputs")
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidInput(f"inputs[{index}] needs a name", field="inputs")
+    shape, datatype, data = item.get("shape"), item.get("datatype"), item.get("data")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise InvalidInput(f"input {name!r}: shape must be a list of non-negative ints, got {shape!r}", field=name)
+    if datatype not in DATATYPES:
+        raise InvalidInput(
+            f"input {name!r}: datatype {datatype!r} is not one of {', '.join(sorted(DATATYPES))}", field=name
+        )
+    if not isinstance(data, list):
+        raise InvalidInput(f"input {name!r}: data must be a list", field=name)
+    try:
+        array = np.asarray(data, dtype=_NUMPY[datatype])
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInput(f"input {name!r}: data is not {datatype}: {exc}", field=name, expected=datatype) from None
+    size = int(np.prod(shape)) if shape else 1
+    if array.size != size:
+        raise InvalidInput(
+            f"input {name!r}: shape {shape} needs {size} values, data has {array.size}", field=name, expected=shape
+        )
+    if datatype == "BYTES":
+        array = np.array([v.decode() if isinstance(v, bytes) else v for v in array.ravel()], dtype=object)
+    return name, array.reshape(shape), datatype
+
+
+def decode_infer_request(body: Any, signature: Signature | None) -> tuple[pd.DataFrame | np.ndarray, int]:
+    """The model input of a v2 infer request and its number of rows, checked against the signature."""
+    import pandas as pd
+
+    if not isinstance(body, dict):
+        raise InvalidInput("an infer request is a JSON object with 'inputs'", field="inputs")
+    items = body.get("inputs")
+    if not isinstance(items, list) or not items:
+        raise InvalidInput("an infer request needs a non-empty 'inputs' list", field="inputs")
+    tensors = [_tensor(item, i) for i, item in enumerate(items)]
+    names = [t[0] for t in tensors]
+    if len(set(names)) != len(names):
+        raise InvalidInput("inputs have duplicate names", field="inputs")
+    if signature is None:
+        if len(tensors) == 1:
+            return tensors[0][1], len(tensors[0][1]) if tensors[0][1].ndim else 1
+        return _frame(tensors), len(tensors[0][1])
+    expected = _spec_entries(signature.inputs, "input-0")
+    if isinstance(signature.inputs, TensorSpec):
+        if len(tensors) != 1:
+            raise InvalidInput(f"the model takes one input: {_expect(expected[0])}", field="inputs")
+        name, array, datatype = tensors[0]
+        _check_datatype(name, datatype, expected[0])
+        want = signature.inputs.shape
+        if array.ndim != len(want) or any(w != -1 and h != w for h, w in zip(array.shape, want, strict=False)):
+            raise InvalidInput(
+                f"input {name!r} has shape {list(array.shape)}, expected {_expect(expected[0])} (-1: any size)",
+                field=name,
+                expected=_expect(expected[0]),
+            )
+        return array, int(array.shape[0]) if array.ndim else 1
+    by_name = {e["name"]: e for e in expected}
+    given = {t[0]: t for t in tensors}
+    if len(tensors) == 1 and tensors[0][0] not in by_name and tensors[0][1].ndim == 2:
+        # one [N, k] tensor for a k-column model, as Triton/KServe clients send a feature matrix
+        name, array, datatype = tensors[0]
+        if array.shape[1] != len(expected):
+            raise InvalidInput(
+                f"input {name!r} has shape {list(array.shape)}, expected [-1, {len(expected)}] "
+                f"(columns {', '.join(by_name)}) or one input per column",
+                field=name,
+            )
+        for e in expected:
+            _check_datatype(name, datatype, e)
+        frame = pd.DataFrame({e["name"]: array[:, i] for i, e in enumerate(expected)})
+        return frame.infer_objects(), len(frame)
+    unknown = [n for n in given if n not in by_name]
+    if unknown:
+        raise InvalidInput(
+            f"input {unknown[0]!r} is not one of the model's inputs ({', '.join(by_name)})", field=unknown[0]
+        )
+    columns: dict[str, np.ndarray] = {}
+    for e in expected:
+        if e["name"] not in given:
+            raise InvalidInput(f"missing input {e['name']!r} (expected {_expect(e)})", field=e["name"])
+        name, array, datatype = given[e["name"]]
+        _check_datatype(name, datatype, e)
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim != 1:
+            raise InvalidInput(
+                f"input {name!r} has shape {list(array.shape)}, expected {_expect(e)}", field=name, expected=_expect(e)
+            )
+        columns[name] = array
+    sizes = {len(a) for a in columns.values()}
+    if len(sizes) > 1:
+        raise InvalidInput(f"inputs have different batch sizes: {sorted(sizes)}", field="inputs")
+    frame = pd.DataFrame(columns)
+    return frame, len(frame)
+
+
+def _frame(tensors: list[tuple[str, Any, str]]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame({name: array.reshape(len(array), -1)[:, 0] for name, array, _ in tensors})
+
+
+def _check_datatype(name: str, datatype: str, expected: dict[str, Any]) -> None:
+    if not _compatible(datatype, expected["datatype"]):
+        raise InvalidInput(
+            f"input {name!r} has datatype {datatype}, expected {_expect(expected)}",
+            field=name,
+            expected=_expect(expected),
+            actual=datatype,
+        )
+
+
+def decode_columns_request(body: Any) -> tuple[Any, int]:
+    """The input of ``POST /models/{name}/predict``: ``{"records": [...]}``, ``{"columns": {...}}``
+    or ``{"dataframe_split": {"columns", "data"}}`` (the MLflow shape)."""
+    import pandas as pd
+
+    if isinstance(body, list):
+        body = {"records": body}
+    if not isinstance(body, dict):
+        raise InvalidInput("send {'records': [{...}, ...]} or {'columns': {name: [values]}}", field="body")
+    if "records" in body:
+        records = body["records"]
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise InvalidInput("'records' must be a list of objects", field="records")
+        return pd.DataFrame.from_records(records), len(records)
+    if "columns" in body:
+        cols = body["columns"]
+        if not isinstance(cols, dict) or not all(isinstance(v, list) for v in cols.values()):
+            raise InvalidInput("'columns' must map each column name to a list of values", field="columns")
+        sizes = {len(v) for v in cols.values()}
+        if len(sizes) > 1:
+            raise InvalidInput(f"columns have different lengths: {sorted(sizes)}", field="columns")
+        return pd.DataFrame(cols), sizes.pop() if sizes else 0
+    if "dataframe_split" in body:
+        split = body["dataframe_split"]
+        if not isinstance(split, dict) or not isinstance(split.get("data"), list):
+            raise InvalidInput("'dataframe_split' needs 'columns' and 'data'", field="dataframe_split")
+        try:
+            frame = pd.DataFrame(split["data"], columns=split.get("columns"))
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput(f"'dataframe_split' does not make a table: {exc}", field="dataframe_split") from None
+        return frame, len(frame)
+    raise InvalidInput("send {'records': [{...}, ...]} or {'columns': {name: [values]}}", field="body")
+
+
+def _datatype_of(array: np.ndarray) -> str:
+    kind = array.dtype.kind
+    if kind in "biuf":
+        return _TO_V2.get(str(array.dtype), "FP64")
+    return "BYTES"
+
+
+def _values(array: np.ndarray) -> list[Any]:
+    if array.dtype.kind in "biuf":
+        return array.ravel().tolist()
+    return [v if isinstance(v, str | int | float | bool) or v is None else str(v) for v in array.ravel().tolist()]
+
+
+def encode_outputs(result: Any, signature: Signature | None) -> list[dict[str, Any]]:
+    """Named v2 outputs of a prediction: one per column of a frame, ``output-0`` for an array."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(result, pd.DataFrame):
+        arrays = [(str(c), result[c].to_numpy()) for c in result.columns]
+    else:
+        array = np.asarray(result)
+        name = "output-0"
+        outputs = signature.outputs if signature else None
+        if isinstance(outputs, list) and len(outputs) == 1 and (array.ndim == 1 or array.shape[1:] == (1,)):
+            name = outputs[0].name
+        arrays = [(name, array)]
+    return [
+        {"name": name, "shape": list(a.shape), "datatype": _datatype_of(a), "data": _values(a)} for name, a in arrays
+    ]
+
+
+def records_of(result: Any) -> list[Any]:
+    """A prediction as JSON rows for the plain endpoint."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(result, pd.DataFrame):
+        return result.to_dict(orient="records")
+    return np.asarray(result).tolist()

@@ -1,0 +1,223 @@
+"""Deployments: which model versions a server runs, with which traffic policy.
+
+A deployment's traffic is a weight per model reference (a canary when several), plus an
+optional shadow whose answers are logged and never returned. A policy the runtime cannot
+honour (weights not adding up to 100, one version twice, sticky A/B) is refused here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from plinth.core.context import Context
+from plinth.core.errors import Conflict, InvalidInput, NotFound
+from plinth.core.ids import new_id
+from plinth.core.names import validate_name
+from plinth.serving import schemas as s
+from plinth.serving.tables import Deployment
+
+MAX_REPLICAS = 100
+
+
+def _resolve(ctx: Context, uri: object, what: str) -> tuple[str, int]:
+    """(registered model, version) of a models:/ reference, which must exist."""
+    from plinth.core.uris import parse_reference
+    from plinth.registry import service as registry
+
+    if not isinstance(uri, str):
+        raise InvalidInput(f"{what} must be a models:/ reference", field=what)
+    ref = parse_reference(uri, {"models"})
+    if ref.version is None and ref.alias is None:
+        raise InvalidInput(f"{what} {uri!r} names a model, not a version: add /<version> or @<alias>", field=what)
+    version = registry.resolve(ctx, uri)
+    return version.name, version.version
+
+
+def _traffic(ctx: Context, models: object) -> list[dict[str, Any]]:
+    if isinstance(models, str):
+        models = {models: 100}
+    elif isinstance(models, list):
+        if len(models) != 1:
+            raise InvalidInput(
+                "several models need a weight each, e.g. {'models:/churn/1': 90, 'models:/churn/2': 10}",
+                field="models",
+            )
+        models = {models[0]: 100}
+    if not isinstance(models, dict) or not models:
+        raise InvalidInput("models must map each models:/ reference to a weight", field="models")
+    seen: dict[tuple[str, int], str] = {}
+    for uri, weight in models.items():
+        if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 100:
+            raise InvalidInput(f"the weight of {uri!r} must be a whole number from 0 to 100", field="models")
+        key = _resolve(ctx, uri, "model")
+        if key in seen:
+            raise InvalidInput(
+                f"{uri!r} and {seen[key]!r} are the same version ({key[0]} {key[1]}): a canary needs distinct versions",
+                field="models",
+            )
+        seen[key] = uri
+    names = {name for name, _ in seen}
+    if len(names) > 1:
+        raise InvalidInput(
+            f"a canary splits traffic between versions of one model, not {', '.join(sorted(names))}", field="models"
+        )
+    total = sum(models.values())
+    if total != 100:
+        raise InvalidInput(f"traffic weights add up to {total}, not 100", field="models")
+    return [{"uri": uri, "weight": weight} for uri, weight in models.items()]
+
+
+def _shadow(ctx: Context, shadow: object, traffic: list[dict[str, Any]]) -> str | None:
+    if shadow is None:
+        return None
+    key = _resolve(ctx, shadow, "shadow")
+    for split in traffic:
+        if _resolve(ctx, split["uri"], "model") == key:
+            raise InvalidInput(f"the shadow {shadow!r} is also serving traffic; shadow another version", field="shadow")
+    return str(shadow)
+
+
+def _replicas(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_REPLICAS:
+        raise InvalidInput(f"replicas must be a whole number from 1 to {MAX_REPLICAS}", field="replicas")
+    return value
+
+
+def _info(ctx: Context, row: Deployment) -> s.DeploymentInfo:
+    return s.DeploymentInfo(
+        id=row.id,
+        project=ctx.project,
+        name=row.name,
+        traffic=[s.TrafficSplit(**t) for t in row.traffic],
+        shadow=row.shadow,
+        replicas=row.replicas,
+        status=row.status,  # type: ignore[arg-type]
+        status_message=row.status_message,
+        description=row.description,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        updated_at=row.updated_at,
+    )
+
+
+def _get(ctx: Context, name: str) -> Deployment:
+    row = ctx.session.execute(
+        select(Deployment).where(Deployment.project_id == ctx.project_id(), Deployment.name == name)
+    ).scalar()
+    if row is None:
+        raise NotFound(f"deployment {name!r} does not exist in project {ctx.project!r}", deployment=name)
+    return row
+
+
+def _summary(row: Deployment) -> dict[str, Any]:
+    return {"traffic": row.traffic, "shadow": row.shadow, "replicas": row.replicas, "status": row.status}
+
+
+def create_deployment(
+    ctx: Context,
+    name: str,
+    models: dict[str, int] | list[str] | str,
+    shadow: str | None = None,
+    replicas: int = 1,
+    sticky_key: str | None = None,
+    description: str = "",
+) -> s.DeploymentInfo:
+    """Create a deployment of ``models`` (a reference, or a weight per reference for a canary)."""
+    ctx.require("write")
+    validate_name(name, "deployment name")
+    if sticky_key is not None:
+        raise InvalidInput(
+            "sticky A/B by a request key is not supported by this runtime; use weights (a canary) instead",
+            field="sticky_key",
+        )
+    traffic = _traffic(ctx, models)
+    now = ctx.now()
+    row = Deployment(
+        id=new_id(),
+        project_id=ctx.project_id(),
+        name=name,
+        traffic=traffic,
+        shadow=_shadow(ctx, shadow, traffic),
+        replicas=_replicas(replicas),
+        status="created",
+        status_message="",
+        description=str(description)[:5000],
+        created_at=now,
+        created_by=ctx.actor.name,
+        updated_at=now,
+    )
+    try:
+        with ctx.session.begin_nested():
+            ctx.session.add(row)
+            ctx.session.flush()
+    except IntegrityError:
+        raise Conflict(f"deployment {name!r} already exists in project {ctx.project!r}", deployment=name) from None
+    ctx.emit("deployment.create", f"deployments:/{name}", _summary(row))
+    return _info(ctx, row)
+
+
+def list_deployments(ctx: Context) -> list[s.DeploymentInfo]:
+    ctx.require("read")
+    rows = ctx.session.execute(
+        select(Deployment).where(Deployment.project_id == ctx.project_id()).order_by(Deployment.name)
+    ).scalars()
+    return [_info(ctx, row) for row in rows]
+
+
+def get_deployment(ctx: Context, name: str) -> s.DeploymentInfo:
+    ctx.require("read")
+    return _info(ctx, _get(ctx, name))
+
+
+def update_deployment(
+    ctx: Context,
+    name: str,
+    models: dict[str, int] | list[str] | str | None = None,
+    shadow: str | None = None,
+    clear_shadow: bool = False,
+    replicas: int | None = None,
+    status: str | None = None,
+    status_message: str | None = None,
+    description: str | None = None,
+) -> s.DeploymentInfo:
+    """Change a deployment's traffic, shadow, replicas, status or description."""
+    ctx.require("write")
+    row = _get(ctx, name)
+    before = _summary(row)
+    if models is not None:
+        row.traffic = _traffic(ctx, models)
+    if clear_shadow:
+        row.shadow = None
+    elif shadow is not None or models is not None:
+        row.shadow = _shadow(ctx, shadow if shadow is not None else row.shadow, row.traffic)
+    if replicas is not None:
+        row.replicas = _replicas(replicas)
+    if status is not None:
+        if status not in s.STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(s.STATUSES)}", field="status")
+        row.status = status
+        row.status_message = str(status_message or "")[:5000]
+    if description is not None:
+        row.description = str(description)[:5000]
+    row.updated_at = ctx.now()
+    ctx.emit("deployment.update", f"deployments:/{name}", {"before": before, "after": _summary(row)})
+    return _info(ctx, row)
+
+
+def delete_deployment(ctx: Context, name: str) -> None:
+    ctx.require("write")
+    row = _get(ctx, name)
+    ctx.session.delete(row)
+    ctx.emit("deployment.delete", f"deployments:/{name}", _summary(row))
+
+
+def inference_log_location(ctx: Context, name: str) -> s.InferenceLogInfo:
+    """Where the inference log of a deployment lives: a Delta table the platform addresses by ids."""
+    ctx.require("read")
+    row = _get(ctx, name)
+    location = ctx.stores.tables.location(row.project_id, "inference_log", row.id)
+    ctx.stores.tables.prepare(location)
+    return s.InferenceLogInfo(deployment=name, location=location)

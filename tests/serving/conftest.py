@@ -1,0 +1,78 @@
+"""A real model server on a free loopback port, serving tiny real models."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from models_support import iris, iris_pipeline
+from tests_support import quiet_tracking
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    yield from quiet_tracking(monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def iris_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An iris pipeline (scaler + logistic regression) saved as a model folder."""
+    from plinth.models.packaging import save_model
+
+    folder = tmp_path_factory.mktemp("models") / "iris"
+    X, _ = iris()
+    save_model(iris_pipeline(), folder, input_example=X.head(3))
+    return folder
+
+
+class Running:
+    def __init__(self, server: Any, url: str) -> None:
+        self.server = server
+        self.url = url
+
+    def client(self) -> Any:
+        import httpx
+
+        return httpx.Client(base_url=self.url, timeout=30)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Running]]:
+    """``serve(models, options)`` starts a ModelServer under uvicorn; stopped at the end."""
+    import uvicorn
+
+    from plinth.serving import ModelServer
+
+    started: list[tuple[Any, threading.Thread]] = []
+
+    def start(models: list[Any], options: Any = None, inference_log: Any = None) -> Running:
+        server = ModelServer(models, options, inference_log)
+        port = free_port()
+        config = uvicorn.Config(server.app, host="127.0.0.1", port=port, log_level="warning")
+        uv = uvicorn.Server(config)
+        thread = threading.Thread(target=uv.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not uv.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the model server did not start")
+            time.sleep(0.01)
+        started.append((uv, thread))
+        return Running(server, f"http://127.0.0.1:{port}")
+
+    yield start
+    for uv, thread in started:
+        uv.should_exit = True
+        thread.join(timeout=10)
