@@ -13,6 +13,7 @@ from starlette.concurrency import iterate_in_threadpool
 from plinth.artifacts import schemas as s
 from plinth.artifacts import service as svc
 from plinth.server.deps import CallerDep
+from plinth.server.streaming import with_request_body
 
 router = APIRouter(tags=["artifacts"])
 
@@ -38,18 +39,8 @@ async def upload_artifact(
     owner: str, name: str, request: Request, caller: CallerDep, media_type: str | None = None
 ) -> s.ArtifactInfo:
     """Stream the request body into the store; a broken upload leaves no artifact."""
-    from anyio import from_thread, to_thread
-
-    def body() -> Iterator[bytes]:
-        stream = request.stream().__aiter__()
-        while True:
-            try:
-                yield from_thread.run(stream.__anext__)
-            except StopAsyncIteration:
-                return
-
-    return await to_thread.run_sync(
-        lambda: caller.call(svc.put_artifact, owner=owner, name=name, content=body(), media_type=media_type)
+    return await with_request_body(
+        request, lambda body: caller.call(svc.put_artifact, owner=owner, name=name, content=body, media_type=media_type)
     )
 
 

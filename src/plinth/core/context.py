@@ -99,6 +99,18 @@ class Context:
     def __repr__(self) -> str:
         return f"Context(actor={self.actor.name!r}, project={self.project!r})"
 
+    def with_session(self, session: Session) -> Context:
+        """The same caller on another transaction (for work split into short transactions)."""
+        return Context(
+            actor=self.actor,
+            project=self.project,
+            session=session,
+            stores=self.stores,
+            settings=self.settings,
+            clock=self.clock,
+            request_id=self.request_id,
+        )
+
     def now(self) -> datetime:
         return self.clock()
 

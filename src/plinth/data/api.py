@@ -4,7 +4,6 @@ bytes as a streamed request body; reads answer an Arrow IPC stream."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,6 +16,7 @@ from plinth.core.errors import InvalidInput
 from plinth.data import schemas as s
 from plinth.data import service as svc
 from plinth.server.deps import CallerDep
+from plinth.server.streaming import with_request_body
 
 router = APIRouter(tags=["data"])
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -44,9 +44,7 @@ def list_versions(name: str, caller: CallerDep, limit: int = 1000) -> list[s.Ver
 
 @router.post(s.TAG_VERSION.path, status_code=201)
 def tag_version(name: str, body: s.TagBody, caller: CallerDep) -> s.VersionInfo:
-    return caller.call(
-        svc.tag_version, name=name, tag=body.tag, version=body.version, force=body.force
-    )
+    return caller.call(svc.tag_version, name=name, tag=body.tag, version=body.version, force=body.force)
 
 
 @router.delete(s.DELETE_TAG.path, status_code=204)
@@ -83,9 +81,7 @@ def diff(a: str, b: str, caller: CallerDep) -> s.DatasetDiff:
 
 
 @router.get(s.LINEAGE.path)
-def lineage(
-    ref: str, caller: CallerDep, direction: str = "both", depth: int = 20
-) -> s.LineageGraph:
+def lineage(ref: str, caller: CallerDep, direction: str = "both", depth: int = 20) -> s.LineageGraph:
     from plinth.data.lineage_graph import lineage as lineage_service
 
     return caller.call(lineage_service, ref=ref, direction=direction, depth=depth)
@@ -125,25 +121,16 @@ async def ingest(
     profile: bool = True,
 ) -> s.IngestResult:
     """Stream the request body (a file's bytes or an Arrow IPC stream) into a new version."""
-    from anyio import from_thread, to_thread
-
     from plinth.data.ingestion import ingest_stream
 
     expectations = _suite(suite)
 
-    def body() -> Iterator[bytes]:
-        stream = request.stream().__aiter__()
-        while True:
-            try:
-                yield from_thread.run(stream.__anext__)
-            except StopAsyncIteration:
-                return
-
-    return await to_thread.run_sync(
-        lambda: caller.call(
+    return await with_request_body(
+        request,
+        lambda body: caller.call(
             ingest_stream,
             name=name,
-            content=body(),
+            content=body,
             format=format,
             filename=filename,
             mode=mode,
@@ -155,7 +142,7 @@ async def ingest(
             description=description,
             run_id=run_id,
             profile=profile,
-        )
+        ),
     )
 
 
@@ -165,15 +152,11 @@ def _filter(text: str | None) -> Any:
     try:
         return json.loads(text)
     except ValueError:
-        raise InvalidInput(
-            "filter must be JSON: a list of [column, op, value]", field="filter"
-        ) from None
+        raise InvalidInput("filter must be JSON: a list of [column, op, value]", field="filter") from None
 
 
 def _arrow_response(info: Any, reader: Any, headers: dict[str, str]) -> StreamingResponse:
-    return StreamingResponse(
-        iterate_in_threadpool(svc.ipc_stream(reader)), media_type=ARROW_STREAM, headers=headers
-    )
+    return StreamingResponse(iterate_in_threadpool(svc.ipc_stream(reader)), media_type=ARROW_STREAM, headers=headers)
 
 
 @router.get(s.READ.path)

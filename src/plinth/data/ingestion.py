@@ -64,21 +64,9 @@ class _State:
     tags: dict[str, int] = field(default_factory=dict)
 
 
-def _sub_context(ctx: Context, session: Any) -> Context:
-    return Context(
-        actor=ctx.actor,
-        project=ctx.project,
-        session=session,
-        stores=ctx.stores,
-        settings=ctx.settings,
-        clock=ctx.clock,
-        request_id=ctx.request_id,
-    )
-
-
 def _read_state(ctx: Context, name: str) -> _State:
     with ctx.stores.db.session() as session:
-        sub = _sub_context(ctx, session)
+        sub = ctx.with_session(session)
         state = _State(project_id=sub.project_id())
         dataset = session.execute(
             select(Dataset).where(Dataset.project_id == state.project_id, Dataset.name == name)
@@ -181,7 +169,7 @@ def ingest(
     run = None
     if run_id is not None:
         with ctx.stores.db.session() as session:
-            run = ensure_run(_sub_context(ctx, session), run_id)
+            run = ensure_run(ctx.with_session(session), run_id)
 
     with delta.dataset_lock(ctx.stores.db, ctx.settings, f"{project_id}:{name}"):
         state = _read_state(ctx, name)
@@ -489,7 +477,7 @@ def _record(
 
     mode_label = "create" if is_new else mode
     with ctx.stores.db.session() as session:
-        sub = _sub_context(ctx, session)
+        sub = ctx.with_session(session)
         now = sub.now()
         if is_new:
             dataset = Dataset(

@@ -80,15 +80,7 @@ def _bump() -> None:
 def sub_context(ctx: Context) -> Iterator[Context]:
     """A context on its own short transaction, for work around long reads and writes of data."""
     with ctx.stores.db.session() as session:
-        yield Context(
-            actor=ctx.actor,
-            project=ctx.project,
-            session=session,
-            stores=ctx.stores,
-            settings=ctx.settings,
-            clock=ctx.clock,
-            request_id=ctx.request_id,
-        )
+        yield ctx.with_session(session)
 
 
 # --- specs ----------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -10,6 +9,7 @@ from pydantic import BaseModel
 
 from plinth.artifacts.schemas import ArtifactInfo
 from plinth.server.deps import CallerDep
+from plinth.server.streaming import with_request_body
 from plinth.tracking import schemas as s
 from plinth.tracking import service as svc
 
@@ -104,16 +104,7 @@ async def put_run_artifact(
     run_id: str, name: str, request: Request, caller: CallerDep, media_type: str | None = None
 ) -> ArtifactInfo:
     """Stream the body into the artifact store as an artifact of a running run."""
-    from anyio import from_thread, to_thread
-
-    def body() -> Iterator[bytes]:
-        stream = request.stream().__aiter__()
-        while True:
-            try:
-                yield from_thread.run(stream.__anext__)
-            except StopAsyncIteration:
-                return
-
-    return await to_thread.run_sync(
-        lambda: caller.call(svc.put_run_artifact, run_id=run_id, name=name, content=body(), media_type=media_type)
+    return await with_request_body(
+        request,
+        lambda body: caller.call(svc.put_run_artifact, run_id=run_id, name=name, content=body, media_type=media_type),
     )
