@@ -172,6 +172,10 @@ def test_training_set_is_a_dataset_with_lineage_to_views_sources_and_run(platfor
     assert ("datasets:/driver_stats_src/1", "features:/driver_stats/1", "source") in edges
     assert ("features:/driver_activity", "datasets:/driver_training/1", "features") in edges
     assert ("datasets:/driver_training/1", f"runs:/{run.id}", "input") in edges
+    from plinth.data.lineage_graph import edges_of
+
+    into_run = {e.src for e in caller.call(edges_of, node=f"runs:/{run.id}")}
+    assert into_run == {"datasets:/driver_training/1", "features:/driver_activity"}  # what the registry reads
     from plinth.features.catalog import feature_detail
 
     usage = caller.call(feature_detail, ref="driver_stats:conv_rate").usage
