@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from plinth.models.signature import Signature, TensorSpec
+from plinth.models.signature import ColumnSpec, Signature, TensorSpec, prepare_input
 from plinth.serving import ServedModel, ServingOptions
 
 
@@ -132,3 +132,63 @@ def test_batching_raises_throughput_for_a_model_with_a_per_call_cost(serve: Call
     run_async(send_all(off.url, [body([i]) for i in range(40)]))
     assert len(single.calls) == 40
     assert len(batched.calls) <= 10
+
+
+class ColumnCounter:
+    """A column model that counts its input checks: ``predict()`` checks, as LoadedModel's does."""
+
+    signature = Signature([ColumnSpec("a", "float64"), ColumnSpec("b", "int64")])
+    flavor = "python"
+
+    def __init__(self) -> None:
+        self.prepared: list[int] = []
+        self.calls: list[Any] = []
+        self.lock = threading.Lock()
+
+    def prepare(self, data: Any) -> Any:
+        with self.lock:
+            self.prepared.append(len(data))
+        return prepare_input(data, self.signature)
+
+    def predict(self, data: Any) -> Any:
+        frame = self.prepare(data)
+        with self.lock:
+            self.calls.append(type(data))
+        time.sleep(0.01)
+        return (frame["a"] * 10 + frame["b"]).to_numpy()
+
+
+def column_body(i: int) -> dict[str, Any]:
+    return {
+        "inputs": [
+            {"name": "a", "shape": [1], "datatype": "FP64", "data": [float(i)]},
+            {"name": "b", "shape": [1], "datatype": "INT64", "data": [1]},
+        ]
+    }
+
+
+def test_column_requests_are_checked_once_per_merged_call(serve: Callable[..., Any]) -> None:
+    """v2 column inputs travel as arrays; each merged call gets ONE DataFrame, checked once."""
+    import pandas as pd
+
+    model = ColumnCounter()
+    running = serve([ServedModel("cols", "1", model)], ServingOptions(max_batch_size=64, max_wait_ms=20))
+    requests = [column_body(i) for i in range(30)]
+
+    async def go() -> list[Any]:
+        import httpx
+
+        async with httpx.AsyncClient(base_url=running.url, timeout=30) as c:
+            return await asyncio.gather(*(c.post("/v2/models/cols/infer", json=r) for r in requests))
+
+    answers = run_async(go())
+    assert [r.json()["outputs"][0]["data"] for r in answers] == [[i * 10.0 + 1] for i in range(30)]
+    assert all(t is pd.DataFrame for t in model.calls)
+    assert len(model.calls) < 30  # merged
+    assert len(model.prepared) == len(model.calls)  # one check per model call, none per request
+    bad = running.client().post(
+        "/v2/models/cols/infer",
+        json={"inputs": [{"name": "a", "shape": [1], "datatype": "BYTES", "data": ["x"]}, column_body(0)["inputs"][1]]},
+    )
+    assert bad.status_code == 400
+    assert bad.json()["error"] == "input 'a' has datatype BYTES, expected FP64 with shape [-1]"

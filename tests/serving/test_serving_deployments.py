@@ -9,6 +9,7 @@ import io
 import json
 import os
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -293,3 +294,84 @@ def test_a_deployment_whose_model_fails_to_load_shows_the_failure(platform: Plat
     assert out.exit_code == 3 and message in out.output
     d = call(svc.get_deployment, name="churn")
     assert d.status == "failed" and d.status_message.startswith(message)
+
+
+def _client_load(running: Any, stop: threading.Event, errors: list[str], versions: Counter[str]) -> None:
+    body = {"inputs": [{"name": n, "shape": [1], "datatype": "FP64", "data": [1.0]} for n in iris()[0].columns]}
+    with running.client() as c:
+        while not stop.is_set():
+            r = c.post("/v2/models/iris/infer", json=body)
+            if r.status_code == 200:
+                versions[r.json()["model_version"]] += 1
+            else:
+                errors.append(f"{r.status_code} {r.text}")
+
+
+def _wait_for_version(running: Any, version: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    with running.client() as c:
+        while c.get("/v2/models/iris").json()["versions"] != [version]:
+            assert time.monotonic() < deadline, f"version {version} was never swapped in"
+            time.sleep(0.02)
+
+
+def test_an_alias_move_is_swapped_in_with_no_failed_request(
+    three_versions: Platform, serve: Callable[..., Any]
+) -> None:
+    from plinth.serving import load_served
+
+    running = serve([load_served("models:/iris@champion")])
+    running.server.follow(poll_interval=0.05)
+    stop, errors, versions = threading.Event(), [], Counter()  # type: ignore[var-annotated]
+    clients = [threading.Thread(target=_client_load, args=(running, stop, errors, versions)) for _ in range(4)]
+    for t in clients:
+        t.start()
+    try:
+        time.sleep(0.3)
+        call = three_versions.caller().call
+        call(registry.set_alias, name="iris", alias="other", version=3)  # another alias: no swap
+        call(registry.set_alias, name="iris", alias="champion", version=2)
+        _wait_for_version(running, "2")
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in clients:
+            t.join(timeout=30)
+    assert errors == []
+    assert versions["1"] > 0 and versions["2"] > 0 and "3" not in versions
+    assert running.server.follower.failures == []
+
+
+def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
+    three_versions: Platform, serve: Callable[..., Any]
+) -> None:
+    from plinth.serving import load_served
+
+    X, _ = iris()
+    source = log_with_services(three_versions, iris_pipeline(), input_example=X.head(3), serialization="pickle")
+    call = three_versions.caller().call
+    call(registry.register_version, name="iris", source=source)  # version 4: a pickle, refused without --trust
+    call(svc.create_deployment, name="churn", models="models:/iris@champion")
+    running = serve([load_served("models:/iris@champion", name="iris")])
+    follower = running.server.follow(poll_interval=0.05, deployment="churn")
+    stop, errors, versions = threading.Event(), [], Counter()  # type: ignore[var-annotated]
+    client = threading.Thread(target=_client_load, args=(running, stop, errors, versions))
+    client.start()
+    try:
+        call(registry.set_alias, name="iris", alias="champion", version=4)
+        deadline = time.monotonic() + 30
+        while not follower.failures:
+            assert time.monotonic() < deadline, "the failed load was never reported"
+            time.sleep(0.02)
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        client.join(timeout=30)
+    assert errors == [] and set(versions) == {"1"}
+    assert "version 1 keeps serving" in follower.failures[0] and "pickle" in follower.failures[0]
+    with running.client() as c:
+        assert c.get("/v2/models/iris").json()["versions"] == ["1"]
+    d = call(svc.get_deployment, name="churn")
+    assert d.status == "failed" and "version 1 keeps serving" in d.status_message
+    call(registry.set_alias, name="iris", alias="champion", version=2)  # a good version still swaps in
+    _wait_for_version(running, "2")

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -23,6 +23,9 @@ from plinth.serving import protocol
 from plinth.serving.batching import MicroBatcher
 from plinth.serving.inference_log import InferenceLogger
 from plinth.serving.metrics import ServingMetrics
+
+if TYPE_CHECKING:
+    from plinth.serving.hotswap import AliasFollower
 
 __all__ = ["ModelServer", "Route", "ServedModel", "ServingOptions"]
 
@@ -58,6 +61,11 @@ class ServedModel:
         return f"plinth-{getattr(self.model, 'flavor', 'python')}"
 
     def prepare(self, data: Any) -> Any:
+        """Check ``data`` once on the request path. v2 columns were already checked against the
+        signature when decoded, so they go on as arrays; the model's ``predict()`` checks the
+        merged batch (once per call)."""
+        if isinstance(data, protocol.Columns):
+            return data
         prepare = getattr(self.model, "prepare", None)
         return prepare(data) if prepare is not None else data
 
@@ -122,6 +130,8 @@ class ModelServer:
         self.models: dict[str, Route] = {}
         self.shadow_answers: deque[dict[str, Any]] = deque(maxlen=1000)  # the latest, for inspection
         self._mirrors: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.follower: AliasFollower | None = None
         for item in models:
             route = item if isinstance(item, Route) else Route(item.name, [item])
             if route.name in self.models:
@@ -146,20 +156,49 @@ class ModelServer:
         if self.inference_log is not None:
             self.inference_log.on_drop = lambda model, version: self.metrics.log_dropped.labels(model, version).inc()
             self.inference_log.start()
-        if not self.options.batching:
-            return
-        for served in (m for route in self.models.values() for m in route.everything()):
-            batcher = MicroBatcher(
-                served.model.predict,
-                max_batch_size=self.options.max_batch_size,
-                max_wait_ms=self.options.max_wait_ms,
-                on_batch=self.metrics.batch_rows.labels(served.name, served.version).observe,
-            )
-            batcher.start()
-            served.batcher = batcher
-            self.metrics.track_queue(served.name, served.version, lambda b=batcher: b.depth)  # type: ignore[misc]
+        self._loop = asyncio.get_running_loop()
+        if self.options.batching:
+            for served in (m for route in self.models.values() for m in route.everything()):
+                self._batch(served)
+        if self.follower is not None:
+            self.follower.start(self._loop)
+
+    def _batch(self, served: ServedModel) -> None:
+        batcher = MicroBatcher(
+            served.model.predict,
+            max_batch_size=self.options.max_batch_size,
+            max_wait_ms=self.options.max_wait_ms,
+            on_batch=self.metrics.batch_rows.labels(served.name, served.version).observe,
+        )
+        batcher.start()
+        served.batcher = batcher
+        self.metrics.track_queue(served.name, served.version, lambda b=batcher: b.depth)  # type: ignore[misc]
+
+    def follow(self, **options: Any) -> AliasFollower:
+        """Follow the registry: swap in the new version when an alias a served model was loaded
+        through moves (see :class:`~plinth.serving.hotswap.AliasFollower` for ``options``)."""
+        from plinth.serving.hotswap import AliasFollower
+
+        self.follower = AliasFollower(self, **options)
+        if self._loop is not None:
+            self.follower.start(self._loop)
+        return self.follower
+
+    async def swap(self, name: str, old: ServedModel, new: ServedModel) -> None:
+        """Serve ``new`` in place of ``old`` under ``name``: one reference swap on the event loop;
+        requests already queued for ``old`` finish on it, and its batcher stops once drained."""
+        route = self._route(name)
+        if self.options.batching:
+            self._batch(new)
+        route.members = [new if m is old else m for m in route.members]
+        batcher, old.batcher = old.batcher, None  # a late request still holding ``old`` runs unbatched
+        if batcher is not None:
+            await batcher.drain()
+            await batcher.stop()
 
     async def _stop(self) -> None:
+        if self.follower is not None:
+            await asyncio.to_thread(self.follower.stop)
         for task in list(self._mirrors):
             task.cancel()
         if self.inference_log is not None:
@@ -198,8 +237,9 @@ class ModelServer:
     def record(self, served: ServedModel, data: Any, rows: int, result: Any, *, shadow: bool = False) -> None:
         """Queue the request and its answer for the inference log (never blocks)."""
         if self.inference_log is not None:
+            inputs = protocol.frame_of(data)
             self.inference_log.log(
-                model=served.name, version=served.version, rows=rows, inputs=data, outputs=result, shadow=shadow
+                model=served.name, version=served.version, rows=rows, inputs=inputs, outputs=result, shadow=shadow
             )
 
     async def predict(self, served: ServedModel, data: Any, rows: int) -> Any:
@@ -209,7 +249,7 @@ class ModelServer:
             if served.batcher is not None:
                 return await served.batcher.submit(prepared, rows)
             self.metrics.batch_rows.labels(served.name, served.version).observe(rows)
-            return await asyncio.to_thread(served.model.predict, prepared)
+            return await asyncio.to_thread(served.model.predict, protocol.frame_of(prepared))
         except PlinthError:
             raise
         except Exception as exc:

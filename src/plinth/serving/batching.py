@@ -28,12 +28,26 @@ class _Pending:
 
 
 def _concat(parts: list[Any]) -> Any:
+    """The model input of a merged batch: v2 columns are concatenated as NumPy arrays and
+    become ONE DataFrame; frames are concatenated; arrays are stacked."""
     import numpy as np
     import pandas as pd
 
-    if isinstance(parts[0], pd.DataFrame):
-        return pd.concat(parts, ignore_index=True)
+    from plinth.serving.protocol import Columns, frame_of
+
+    if all(isinstance(p, Columns) for p in parts):
+        names = list(parts[0].arrays)
+        if all(list(p.arrays) == names for p in parts):
+            return Columns.merge(parts).frame()
+    if any(isinstance(p, Columns | pd.DataFrame) for p in parts):
+        return pd.concat([frame_of(p) for p in parts], ignore_index=True)
     return np.concatenate(parts, axis=0)
+
+
+def _frame_of(data: Any) -> Any:
+    from plinth.serving.protocol import frame_of
+
+    return frame_of(data)
 
 
 def _slice(result: Any, start: int, stop: int) -> Any:
@@ -69,6 +83,7 @@ class MicroBatcher:
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._carry: _Pending | None = None
+        self._busy = False
 
     def __repr__(self) -> str:
         return f"MicroBatcher(max_batch_size={self.max_batch_size}, max_wait_ms={self.max_wait_ms})"
@@ -104,6 +119,7 @@ class MicroBatcher:
         assert self._queue is not None
         loop = asyncio.get_running_loop()
         first, self._carry = self._carry or await self._queue.get(), None
+        self._busy = True
         batch, rows = [first], first.rows
         deadline = loop.time() + self.max_wait_ms / 1000
         while rows < self.max_batch_size:
@@ -126,7 +142,16 @@ class MicroBatcher:
 
     async def _run(self) -> None:
         while True:
-            await self._execute(await self._collect())
+            batch = await self._collect()
+            try:
+                await self._execute(batch)
+            finally:
+                self._busy = False
+
+    async def drain(self) -> None:
+        """Return once every request submitted so far has its answer."""
+        while self.depth or self._busy:
+            await asyncio.sleep(0.002)
 
     async def _execute(self, batch: list[_Pending]) -> None:
         batch = [p for p in batch if not p.future.done()]  # a caller that went away
@@ -156,7 +181,7 @@ class MicroBatcher:
     async def _run_alone(self, p: _Pending) -> None:
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(self._executor, self.predict, p.data)
+            result = await loop.run_in_executor(self._executor, self.predict, _frame_of(p.data))
         except Exception as exc:
             if not p.future.done():
                 p.future.set_exception(exc)

@@ -87,6 +87,7 @@ def serve(
         storage = TableStore(location).storage_options
         inference_log = InferenceLogger(location, storage_options=storage, sample_rate=log_sample)
     server = ModelServer(routes, options, inference_log)
+    server.follow(project=project, trust=trust, deployment=deployment)  # hot swap when an alias moves
     for route in server.models.values():
         for m in route.members:
             typer.echo(f"serving {m.name} version {m.version} ({m.uri}) at http://{host}:{port}/v2/models/{m.name}")

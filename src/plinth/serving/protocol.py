@@ -17,7 +17,55 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-__all__ = ["decode_columns_request", "decode_infer_request", "encode_outputs", "model_metadata", "to_v2_datatype"]
+__all__ = [
+    "Columns",
+    "decode_columns_request",
+    "decode_infer_request",
+    "encode_outputs",
+    "model_metadata",
+    "to_v2_datatype",
+]
+
+
+class Columns:
+    """Decoded v2 input columns (name -> 1-D NumPy array), already checked against the signature.
+
+    The request path keeps these as plain arrays: the batcher concatenates the arrays of
+    many requests and builds ONE DataFrame per model call (``frame_of``), so the model's own
+    ``predict()`` validation runs once per batch, not once per request.
+    """
+
+    __slots__ = ("arrays", "rows")
+
+    def __init__(self, arrays: dict[str, np.ndarray], rows: int) -> None:
+        self.arrays = arrays
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def __repr__(self) -> str:
+        return f"Columns({list(self.arrays)!r}, rows={self.rows})"
+
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.arrays, copy=False)
+
+    @staticmethod
+    def merge(parts: list[Columns]) -> Columns:
+        """One Columns holding the rows of ``parts`` in order (all have the same names)."""
+        import numpy as np
+
+        names = list(parts[0].arrays)
+        arrays = {n: np.concatenate([p.arrays[n] for p in parts]) for n in names}
+        return Columns(arrays, sum(p.rows for p in parts))
+
+
+def frame_of(data: Any) -> Any:
+    """``data`` as a model takes it: Columns become a DataFrame; anything else is unchanged."""
+    return data.frame() if isinstance(data, Columns) else data
+
 
 # Signature type -> v2 datatype, and v2 datatype -> NumPy dtype.
 _TO_V2 = {
@@ -119,8 +167,12 @@ def _tensor(item: Any, index: int) -> tuple[str, np.ndarray, str]:
     return name, array.reshape(shape), datatype
 
 
-def decode_infer_request(body: Any, signature: Signature | None) -> tuple[pd.DataFrame | np.ndarray, int]:
-    """The model input of a v2 infer request and its number of rows, checked against the signature."""
+def decode_infer_request(body: Any, signature: Signature | None) -> tuple[pd.DataFrame | np.ndarray | Columns, int]:
+    """The model input of a v2 infer request and its number of rows, checked against the signature.
+
+    For a column signature with one input per column, the answer is :class:`Columns` (NumPy
+    arrays, no pandas); ``frame_of`` turns it into the DataFrame the model takes.
+    """
     import pandas as pd
 
     if not isinstance(body, dict):
@@ -186,8 +238,8 @@ def decode_infer_request(body: Any, signature: Signature | None) -> tuple[pd.Dat
     sizes = {len(a) for a in columns.values()}
     if len(sizes) > 1:
         raise InvalidInput(f"inputs have different batch sizes: {sorted(sizes)}", field="inputs")
-    frame = pd.DataFrame(columns)
-    return frame, len(frame)
+    rows = sizes.pop() if sizes else 0
+    return Columns(columns, rows), rows
 
 
 def _frame(tensors: list[tuple[str, Any, str]]) -> pd.DataFrame:
