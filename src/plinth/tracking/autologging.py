@@ -1,6 +1,7 @@
 """``plinth.autolog()``: scikit-learn, LightGBM and XGBoost training logs itself.
 
-scikit-learn: ``fit`` logs params, the training score and the model.
+scikit-learn: ``fit`` logs params, the training score and metrics, and the model; later
+``score`` and ``sklearn.metrics`` calls on its predictions log validation metrics.
 LightGBM and XGBoost: ``lightgbm.train``, ``xgboost.train`` and their scikit-learn wrappers'
 ``fit`` log params, every evaluation metric per iteration (``valid_0-auc``, step =
 iteration) and the model (the lightgbm / xgboost flavors of :mod:`plinth.models`).
@@ -30,12 +31,22 @@ __all__ = ["autolog"]
 
 _local = threading.local()
 _patched: dict[tuple[Any, str], Any] = {}  # (class or module, "fit"/"train") -> the original function
-_settings: dict[str, bool] = {"log_models": True, "log_training_score": True}
+_settings: dict[str, bool] = {"log_models": True, "log_training_score": True, "log_post_training_metrics": True}
 
 
-def autolog(disable: bool = False, log_models: bool = True, log_training_score: bool = True) -> None:
+def autolog(
+    disable: bool = False,
+    log_models: bool = True,
+    log_training_score: bool = True,
+    log_post_training_metrics: bool = True,
+) -> None:
     """Turn autologging on (or off with ``disable=True``) for scikit-learn, LightGBM and XGBoost,
     each where it is installed.
+
+    ``log_training_score`` logs ``training_score`` and the training metrics of a classifier or
+    regressor; ``log_post_training_metrics`` logs ``estimator.score`` and ``sklearn.metrics``
+    calls on a fitted estimator's predictions as ``<metric>_<dataset>`` (see
+    :mod:`plinth.tracking.autolog_metrics`).
 
     >>> import plinth
     >>> plinth.autolog()                                    # doctest: +SKIP
@@ -47,7 +58,11 @@ def autolog(disable: bool = False, log_models: bool = True, log_training_score: 
             setattr(owner, name, original)
         _patched.clear()
         return
-    _settings.update(log_models=log_models, log_training_score=log_training_score)
+    _settings.update(
+        log_models=log_models,
+        log_training_score=log_training_score,
+        log_post_training_metrics=log_post_training_metrics,
+    )
     found = [_patch_sklearn(), _patch_boosting("lightgbm"), _patch_boosting("xgboost")]
     if not any(found):
         raise ImportError("plinth.autolog() needs scikit-learn, LightGBM or XGBoost: pip install plinth-ml[sklearn]")
@@ -58,13 +73,19 @@ def _patch_sklearn() -> bool:
         from sklearn.utils import all_estimators
     except ImportError:
         return False
+    from plinth.tracking.autolog_metrics import patch_evaluation
+
+    classes: dict[type, None] = {}
     for _name, estimator in all_estimators():
         for cls in estimator.__mro__:
+            classes[cls] = None
             original = cls.__dict__.get("fit")
             if original is None or (cls, "fit") in _patched or getattr(original, "_plinth_autolog", False):
                 continue
             _patched[(cls, "fit")] = original
             cls.fit = _wrap(original)
+    if _settings["log_post_training_metrics"]:
+        patch_evaluation(_patched, [cls for cls in classes if cls is not object])
     return True
 
 
@@ -261,6 +282,13 @@ def _log_fit(run: Any, estimator: Any, args: tuple[Any, ...], kwargs: dict[str, 
             run.log_metric("training_score", float(estimator.score(X, y)))
         except Exception as exc:  # a scorer that cannot score its own training data: say so, go on
             log.warning("plinth.autolog: no training score for %s: %s", cls.__name__, exc)
+        from plinth.tracking.autolog_metrics import log_training_metrics
+
+        log_training_metrics(run, estimator, X, y)
+    if _settings["log_post_training_metrics"]:
+        from plinth.tracking.autolog_metrics import remember_fit
+
+        remember_fit(estimator, run)
     if _settings["log_models"]:
         try:
             import skops.io as sio
@@ -270,4 +298,7 @@ def _log_fit(run: Any, estimator: Any, args: tuple[Any, ...], kwargs: dict[str, 
                 stacklevel=4,
             )
             return
-        run._upload(sio.dumps(estimator), "model/model.skops", "application/octet-stream")
+        try:
+            run._upload(sio.dumps(estimator), "model/model.skops", "application/octet-stream")
+        except Conflict as exc:  # a second model fitted in the same run: the first one stays
+            warnings.warn(f"plinth.autolog: model not logged ({exc.message}); start one run per model", stacklevel=4)
