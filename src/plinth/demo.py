@@ -69,7 +69,9 @@ def step_audit(state: DemoState) -> None:
 
     events = plinth.list_events(project=state.project, limit=1000)
     report = plinth.verify_audit()
-    state.echo(f"  {len(events)} events in project {state.project!r}; chain of {report.checked} events verified: {report.ok}")
+    state.echo(
+        f"  {len(events)} events in project {state.project!r}; chain of {report.checked} events verified: {report.ok}"
+    )
 
 
 def step_data(state: DemoState) -> None:
@@ -100,6 +102,13 @@ def step_features(state: DemoState) -> None:
     run_step(state)
 
 
+def step_serving(state: DemoState) -> None:
+    """A 90/10 canary with a shadow served over the Open Inference Protocol; batch and streaming inference."""
+    from plinth.serving.demo import run_step
+
+    run_step(state)
+
+
 STEPS: list[tuple[str, Callable[[DemoState], None]]] = [
     ("Projects, people and tokens", step_projects_and_people),
     ("Artifacts, stored by content", step_artifacts),
@@ -107,6 +116,7 @@ STEPS: list[tuple[str, Callable[[DemoState], None]]] = [
     ("Experiments: train with tracking, search and compare runs", step_tracking),
     ("Features: definitions, a point-in-time training set for a run, online serving", step_features),
     ("Models: log, register, approve as another user, alias champion, load", step_registry),
+    ("Serving: a canary and a shadow over the Open Inference Protocol, batch and streaming inference", step_serving),
     ("The audit trail", step_audit),
 ]
 
