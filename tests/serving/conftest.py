@@ -50,17 +50,19 @@ class Running:
 
 @pytest.fixture
 def serve() -> Iterator[Callable[..., Running]]:
-    """``serve(models, options)`` starts a ModelServer under uvicorn; stopped at the end."""
+    """``serve(models, options)`` starts a ModelServer under uvicorn; stopped at the end.
+    ``door(server)`` picks the ASGI app to run (``server.app`` unless given)."""
     import uvicorn
 
     from plinth.serving import ModelServer
 
     started: list[tuple[Any, threading.Thread]] = []
 
-    def start(models: list[Any], options: Any = None, inference_log: Any = None) -> Running:
+    def start(models: list[Any], options: Any = None, inference_log: Any = None, door: Any = None) -> Running:
         server = ModelServer(models, options, inference_log)
         port = free_port()
-        config = uvicorn.Config(server.app, host="127.0.0.1", port=port, log_level="warning")
+        app = server.app if door is None else door(server)
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         uv = uvicorn.Server(config)
         thread = threading.Thread(target=uv.run, daemon=True)
         thread.start()

@@ -192,3 +192,15 @@ def test_column_requests_are_checked_once_per_merged_call(serve: Callable[..., A
     )
     assert bad.status_code == 400
     assert bad.json()["error"] == "input 'a' has datatype BYTES, expected FP64 with shape [-1]"
+
+
+def test_a_lone_request_does_not_wait_for_a_batch_to_fill(serve: Callable[..., Any]) -> None:
+    """With a one-minute wait allowed, a request with no company is still answered at once."""
+    import httpx
+
+    model = Recorder()
+    running = serve([ServedModel("rec", "1", model)], ServingOptions(max_batch_size=64, max_wait_ms=60_000))
+    with httpx.Client(base_url=running.url, timeout=20) as client:  # far below the minute the batch may wait
+        answers = [client.post("/v2/models/rec/infer", json=body([i])) for i in range(3)]
+    assert [r.json()["outputs"][0]["data"] for r in answers] == [[1.0], [11.0], [21.0]]
+    assert model.calls == [[0.0], [1.0], [2.0]]

@@ -92,9 +92,9 @@ REFUSED: list[tuple[dict[str, Any], type[Exception], str]] = [
         "the shadow 'models:/iris@champion' is also serving traffic",
     ),
     (
-        {"models": "models:/iris/1", "sticky_key": "user_id"},
+        {"models": "models:/iris/1", "sticky_key": "user id; drop"},
         InvalidInput,
-        "sticky A/B by a request key is not supported by this runtime",
+        "sticky key 'user id; drop' must be 1-100 letters, digits",
     ),
     ({"models": "models:/iris/1", "replicas": 0}, InvalidInput, "replicas must be a whole number from 1 to 100"),
     ({"models": "models:/iris/9"}, NotFound, "9"),
@@ -136,8 +136,13 @@ def test_rest_and_remote_sdk_and_page(three_versions: Platform, remote_sdk: Any)
         plinth.serving.update_deployment("churn", models={"models:/iris/1": 50})
     headers = {"Authorization": f"Bearer {remote_sdk.admin_token}"}
     with httpx.Client(base_url=remote_sdk.url, headers=headers, timeout=30) as c:
-        r = c.post("/api/v1/deployments", json={"name": "x", "models": "models:/iris/1", "sticky_key": "user"})
-        assert r.status_code == 400 and "sticky A/B" in r.json()["error"]["message"]
+        r = c.post("/api/v1/deployments", json={"name": "x", "models": "models:/iris/1", "sticky_key": "1user"})
+        assert r.status_code == 400 and "sticky key '1user'" in r.json()["error"]["message"]
+        body = {"name": "ab", "models": {"models:/iris/1": 50, "models:/iris/2": 50}, "sticky_key": "user_id"}
+        r = c.post("/api/v1/deployments", json=body)
+        assert r.status_code == 201 and r.json()["sticky_key"] == "user_id"
+        r = c.patch("/api/v1/deployments/ab", json={"clear_sticky_key": True})
+        assert r.status_code == 200 and r.json()["sticky_key"] is None
         r = c.get("/api/v1/deployments/churn")
         assert r.status_code == 200 and r.json()["shadow"] == "models:/iris/3"
         page = c.get("/serving")
@@ -375,3 +380,30 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
     assert d.status == "failed" and "version 1 keeps serving" in d.status_message
     call(registry.set_alias, name="iris", alias="champion", version=2)  # a good version still swaps in
     _wait_for_version(running, "2")
+
+
+def test_sticky_ab_sends_one_key_to_one_version_split_by_weight(
+    three_versions: Platform, serve: Callable[..., Any]
+) -> None:
+    from plinth.serving import create_deployment, get_deployment, load_deployment
+
+    create_deployment("churn", {"models:/iris/1": 70, "models:/iris/2": 30}, sticky_key="user_id")
+    assert get_deployment("churn").policy == "sticky A/B by user_id"
+    running = serve([load_deployment("churn")])
+    X, _ = iris()
+    body = {"records": X.head(1).to_dict(orient="records")}
+    with running.client() as c:
+        first: dict[str, str] = {}
+        for user in range(300):
+            via_header = c.post("/models/churn/predict", json=body, headers={"user_id": f"u{user}"})
+            assert via_header.status_code == 200
+            first[f"u{user}"] = via_header.json()["model_version"]
+        for user in range(0, 300, 7):  # the same key again, by header or query: the same version
+            again = c.post("/models/churn/predict", json=body, headers={"user_id": f"u{user}"})
+            by_query = c.post(f"/models/churn/predict?user_id=u{user}", json=body)
+            assert again.json()["model_version"] == by_query.json()["model_version"] == first[f"u{user}"]
+        counts = Counter(first.values())
+        assert set(counts) == {"1", "2"} and 170 <= counts["1"] <= 250  # 70/30 over 300 distinct keys
+        # no key: the weighted random split, both versions still answer
+        anonymous = Counter(c.post("/models/churn/predict", json=body).json()["model_version"] for _ in range(60))
+        assert set(anonymous) <= {"1", "2"} and sum(anonymous.values()) == 60

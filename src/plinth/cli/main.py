@@ -32,6 +32,7 @@ AREA_COMMANDS = [
     ("plinth.registry.cli", "register_commands"),
     ("plinth.features.cli", "register"),
     ("plinth.serving.cli", "register"),
+    ("plinth.serving.jobs_cli", "register"),
 ]
 
 

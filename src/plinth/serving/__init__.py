@@ -14,7 +14,9 @@ __getattr__, __dir__, __all__ = lazy_exports(
     globals(),
     {
         "plinth.serving.app": ["ModelServer", "ServedModel", "ServingOptions"],
+        "plinth.serving.batch": ["BatchPrediction", "predict_batch"],
         "plinth.serving.batching": ["MicroBatcher"],
+        "plinth.serving.enrich": ["FeatureEnricher"],
         "plinth.serving.inference_log": ["InferenceLogger"],
         "plinth.serving.loading": ["load_deployment", "load_served"],
         "plinth.serving.manifests": ["export_manifests"],
@@ -26,5 +28,6 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "list_deployments",
             "update_deployment",
         ],
+        "plinth.serving.stream": ["StreamStats", "StreamWorker", "stream_predict"],
     },
 )

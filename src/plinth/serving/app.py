@@ -5,8 +5,10 @@ plain JSON endpoint, with micro-batching and Prometheus metrics. Models load onc
 from __future__ import annotations
 
 import asyncio
-import json
+import hashlib
+import itertools
 import logging
+import os
 import random
 import time
 from collections import deque
@@ -17,14 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from orjson import loads as _loads  # parses a v2 body several times faster than the json module
 
 from plinth.core.errors import InvalidInput, NotFound, PlinthError
-from plinth.serving import protocol
+from plinth.serving import protocol, raw_tensors
+from plinth.serving.asgi import ServingApp
 from plinth.serving.batching import MicroBatcher
 from plinth.serving.inference_log import InferenceLogger
 from plinth.serving.metrics import ServingMetrics
 
 if TYPE_CHECKING:
+    from plinth.serving.enrich import FeatureEnricher
+    from plinth.serving.grpc_server import GrpcServer
     from plinth.serving.hotswap import AliasFollower
 
 __all__ = ["ModelServer", "Route", "ServedModel", "ServingOptions"]
@@ -36,10 +42,15 @@ log = logging.getLogger("plinth.serving")
 class ServingOptions:
     """How a server batches and what it accepts."""
 
-    max_batch_size: int = 64
+    max_batch_size: int = 1024  # rows: room to merge requests that carry many rows each
     max_wait_ms: float = 2.0
     batching: bool = True
     max_body_bytes: int = 16 * 1024 * 1024
+    grpc_port: int | None = None  # the v2 gRPC service on its own port (0: any free one); off when None
+    grpc_host: str = "127.0.0.1"
+    features: tuple[str, ...] = ()  # fill missing inputs from the online store (see plinth.serving.enrich)
+    missing_features: str = "error"  # an entity with no online value: "error" (404) or "null"
+    features_project: str | None = None
 
 
 @dataclass
@@ -78,6 +89,7 @@ class Route:
     members: list[ServedModel]
     weights: list[int] = field(default_factory=list)
     shadow: ServedModel | None = None
+    sticky_key: str | None = None  # sticky A/B: the same value of this request key, the same version
 
     def __post_init__(self) -> None:
         if not self.members:
@@ -93,11 +105,18 @@ class Route:
     def versions(self) -> list[str]:
         return [m.version for m in self.members]
 
-    def pick(self, version: str | None) -> ServedModel:
+    def pick(self, version: str | None, key: str | None = None) -> ServedModel:
+        """The version asked for; else one by weight: at random, or by the hash of a sticky ``key``."""
         if version is None:
             if len(self.members) == 1:
                 return self.members[0]
-            return random.choices(self.members, weights=self.weights)[0]
+            if key is None or self.sticky_key is None:
+                return random.choices(self.members, weights=self.weights)[0]
+            digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+            point = int.from_bytes(digest, "big") % sum(self.weights)
+            for member, bound in zip(self.members, itertools.accumulate(self.weights), strict=True):
+                if point < bound:
+                    return member
         for m in self.members:
             if m.version == version:
                 return m
@@ -132,12 +151,20 @@ class ModelServer:
         self._mirrors: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.follower: AliasFollower | None = None
+        self.grpc: GrpcServer | None = None  # started with the app when options.grpc_port is set
+        self.enricher: FeatureEnricher | None = None
+        if self.options.features:
+            from plinth.serving.enrich import FeatureEnricher
+
+            self.enricher = FeatureEnricher(
+                self.options.features, missing=self.options.missing_features, project=self.options.features_project
+            )
         for item in models:
             route = item if isinstance(item, Route) else Route(item.name, [item])
             if route.name in self.models:
                 raise InvalidInput(f"two models are named {route.name!r}: give each a distinct name", field="name")
             self.models[route.name] = route
-        self.app = self._build()
+        self.app = ServingApp(self, self._build())
 
     def __repr__(self) -> str:
         return f"ModelServer(models={sorted(self.models)!r})"
@@ -269,8 +296,11 @@ class ModelServer:
             body.extend(chunk)
             if len(body) > limit:
                 raise _TooLarge(limit)
+        binary = request.headers.get(raw_tensors.HEADER)  # the v2 binary tensor extension
+        if binary is not None:
+            return raw_tensors.read_binary_request(bytes(body), binary)
         try:
-            return json.loads(body)
+            return _loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"the request body is not valid JSON: {exc}", field="body") from None
 
@@ -278,32 +308,35 @@ class ModelServer:
         @asynccontextmanager
         async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             self._start()
+            if self.enricher is not None and self.enricher.entity_keys is None:
+                await asyncio.to_thread(self.enricher.resolve)
+            if self.options.grpc_port is not None:
+                from plinth.serving.grpc_server import start_grpc
+
+                self.grpc = await start_grpc(self, self.options.grpc_host, self.options.grpc_port)
             yield
+            if self.grpc is not None:
+                await self.grpc.stop()
             await self._stop()
 
         app = FastAPI(title="Plinth model server", lifespan=lifespan, docs_url=None, redoc_url=None)
 
-        @app.exception_handler(PlinthError)
-        async def plinth_error(request: Request, exc: PlinthError) -> Response:
-            return JSONResponse({"error": str(exc), "code": exc.code}, status_code=exc.http_status)
+        async def failed(request: Request, exc: Exception) -> Response:
+            return _error_response(exc)
 
-        @app.exception_handler(_TooLarge)
-        async def too_large(request: Request, exc: _TooLarge) -> Response:
-            return JSONResponse({"error": str(exc), "code": "too_large"}, status_code=413)
-
-        @app.exception_handler(ModelFailed)
-        async def model_failed(request: Request, exc: ModelFailed) -> Response:
-            return JSONResponse({"error": str(exc), "code": "model_error"}, status_code=500)
+        for error in (PlinthError, _TooLarge, ModelFailed):
+            app.add_exception_handler(error, failed)
 
         @app.get("/v2")
         async def server_metadata() -> dict[str, Any]:
             from plinth import __version__
 
-            return {"name": "plinth", "version": __version__, "extensions": []}
+            return {"name": "plinth", "version": __version__, "extensions": ["binary_tensor_data"]}
 
         @app.get("/v2/health/live")
-        async def live() -> dict[str, Any]:
-            return {"live": True}
+        async def live() -> Response:
+            # the answering process: with `plinth serve --workers N`, which worker this was
+            return JSONResponse({"live": True}, headers={"x-plinth-worker": str(os.getpid())})
 
         @app.get("/v2/health/ready")
         async def ready() -> dict[str, Any]:
@@ -312,10 +345,7 @@ class ModelServer:
         @app.get("/v2/models/{name}")
         @app.get("/v2/models/{name}/versions/{version}")
         async def metadata(name: str, version: str | None = None) -> dict[str, Any]:
-            route = self._route(name)
-            served = route.pick(version) if version is not None else route.members[0]
-            versions = [served.version] if version is not None else route.versions
-            return protocol.model_metadata(served.name, versions, served.platform, served.signature)
+            return self.model_metadata(name, version)
 
         @app.get("/v2/models/{name}/ready")
         @app.get("/v2/models/{name}/versions/{version}/ready")
@@ -326,21 +356,40 @@ class ModelServer:
         @app.post("/v2/models/{name}/infer")
         @app.post("/v2/models/{name}/versions/{version}/infer")
         async def infer(name: str, request: Request, version: str | None = None) -> Response:
-            route = self._route(name)
-            served = route.pick(version)
-            return await self._timed(served, "infer", self._infer(served, route.shadow, request))
+            return await self.answer("infer", name, version, request)
 
         @app.post("/models/{name}/predict")
         async def predict(name: str, request: Request) -> Response:
-            route = self._route(name)
-            served = route.pick(None)
-            return await self._timed(served, "predict", self._predict_plain(served, route.shadow, request))
+            return await self.answer("predict", name, None, request)
 
         @app.get("/metrics")
         async def metrics() -> Response:
             return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
         return app
+
+    def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """The v2 metadata of a served name (every version it serves), or of one of its versions."""
+        route = self._route(name)
+        served = route.pick(version) if version is not None else route.members[0]
+        versions = [served.version] if version is not None else route.versions
+        return protocol.model_metadata(served.name, versions, served.platform, served.signature)
+
+    async def enrich(self, served: ServedModel, data: Any) -> Any:
+        """A request's data with the inputs it lacks filled from the online feature store (when on)."""
+        return data if self.enricher is None else await self.enricher.enrich(data, served.signature)
+
+    async def answer(self, endpoint: str, name: str, version: str | None, request: Request) -> Response:
+        """The HTTP answer of an inference request (``endpoint``: ``infer`` or ``predict``), errors
+        included: :class:`~plinth.serving.asgi.ServingApp` sends it without FastAPI's routing."""
+        try:
+            route = self._route(name)
+            served = route.pick(version, _sticky_value(route, request))
+            if endpoint == "infer":
+                return await self._timed(served, endpoint, self._infer(served, route.shadow, request))
+            return await self._timed(served, endpoint, self._predict_plain(served, route.shadow, request))
+        except (PlinthError, _TooLarge, ModelFailed) as exc:
+            return _error_response(exc)
 
     async def _timed(self, served: ServedModel, endpoint: str, work: Any) -> Response:
         labels = (served.name, served.version)
@@ -366,7 +415,7 @@ class ModelServer:
             self.metrics.requests.labels(*labels, endpoint, str(status)).inc()
 
     async def _infer(self, served: ServedModel, shadow: ServedModel | None, request: Request) -> Response:
-        body = await self._read_json(request)
+        body = await self.enrich(served, await self._read_json(request))
         data, rows = protocol.decode_infer_request(body, served.signature)
         result = await self.predict(served, data, rows)
         self.record(served, data, rows, result)
@@ -378,17 +427,35 @@ class ModelServer:
         }
         if isinstance(body, dict) and isinstance(body.get("id"), str):
             answer["id"] = body["id"]
-        return JSONResponse(answer)
+        return raw_tensors.infer_response(answer, body)
 
     async def _predict_plain(self, served: ServedModel, shadow: ServedModel | None, request: Request) -> Response:
         body = await self._read_json(request)
         data, rows = protocol.decode_columns_request(body)
+        data = await self.enrich(served, data)
         result = await self.predict(served, data, rows)
         self.record(served, data, rows, result)
         self.mirror(shadow, data, rows)
         return JSONResponse(
             {"model_name": served.name, "model_version": served.version, "predictions": protocol.records_of(result)}
         )
+
+
+def _sticky_value(route: Route, request: Request) -> str | None:
+    """The value of a sticky route's key: a header of that name, else a query parameter."""
+    key = route.sticky_key
+    if key is None:
+        return None
+    return request.headers.get(key) or request.query_params.get(key)
+
+
+def _error_response(exc: Exception) -> Response:
+    """The JSON answer of a request that failed: 4xx for bad input, 413, 500 for a model error."""
+    if isinstance(exc, PlinthError):
+        return JSONResponse({"error": str(exc), "code": exc.code}, status_code=exc.http_status)
+    if isinstance(exc, _TooLarge):
+        return JSONResponse({"error": str(exc), "code": "too_large"}, status_code=413)
+    return JSONResponse({"error": str(exc), "code": "model_error"}, status_code=500)
 
 
 class _TooLarge(Exception):

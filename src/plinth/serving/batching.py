@@ -1,23 +1,32 @@
 """Adaptive micro-batching: concurrent requests to one model are merged into one call.
 
-A batch closes when it holds ``max_batch_size`` rows or ``max_wait_ms`` has passed since its
-first request, whichever comes first; while the model runs, the next batch fills, so the
-batch size follows the load. Each request keeps its own rows together: one is never split
-across calls, one larger than the maximum runs alone, and the merged answer is cut back at
-the same offsets. A merged call that fails is retried request by request, so a bad row set
-fails only its own request.
+A batch closes when it holds ``max_batch_size`` rows, ``max_wait_ms`` after its first request,
+or as soon as no other request is ready to join it and it has as many requests as the last
+batch had, whichever comes first. A lone request runs at once; under a steady load of N callers
+batches hold N requests; while the model runs, the requests that arrive form the next batch.
+Each request keeps its own rows together: one is never split across calls, one larger than
+the maximum runs alone, and the merged answer is cut back at the same offsets. A merged call
+that fails is retried request by request, so a bad row set fails only its own request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["MicroBatcher"]
+
+_YIELDS = 2  # event-loop turns a batch waits for requests already read to reach it
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 @dataclass
@@ -69,7 +78,7 @@ class MicroBatcher:
         self,
         predict: Callable[[Any], Any],
         *,
-        max_batch_size: int = 64,
+        max_batch_size: int = 1024,
         max_wait_ms: float = 2.0,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
@@ -79,11 +88,12 @@ class MicroBatcher:
         self.max_batch_size = max_batch_size
         self.max_wait_ms = max_wait_ms
         self.on_batch = on_batch
-        self._queue: asyncio.Queue[_Pending] | None = None
+        self._pending: deque[_Pending] = deque()
+        self._arrived: asyncio.Future[None] | None = None  # set by submit() while the collector waits
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._carry: _Pending | None = None
         self._busy = False
+        self._expected = 1  # requests the next batch waits for: as many as the last one had
 
     def __repr__(self) -> str:
         return f"MicroBatcher(max_batch_size={self.max_batch_size}, max_wait_ms={self.max_wait_ms})"
@@ -91,10 +101,9 @@ class MicroBatcher:
     @property
     def depth(self) -> int:
         """Requests waiting for a batch."""
-        return (self._queue.qsize() if self._queue is not None else 0) + (self._carry is not None)
+        return len(self._pending)
 
     def start(self) -> None:
-        self._queue = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plinth-batch")
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -108,36 +117,54 @@ class MicroBatcher:
 
     async def submit(self, data: Any, rows: int) -> Any:
         """The prediction for ``data`` (``rows`` rows), computed in a batch with others."""
-        if self._queue is None:
+        if self._task is None:
             self.start()
-        assert self._queue is not None
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(data, rows, future))
+        self._pending.append(_Pending(data, rows, future))
+        if self._arrived is not None and not self._arrived.done():
+            self._arrived.set_result(None)
         return await future
 
-    async def _collect(self) -> list[_Pending]:
-        assert self._queue is not None
+    async def _next(self, timeout: float | None = None) -> bool:
+        """Wait until a request is waiting (True) or ``timeout`` seconds have passed (False)."""
         loop = asyncio.get_running_loop()
-        first, self._carry = self._carry or await self._queue.get(), None
+        while not self._pending:
+            self._arrived = arrived = loop.create_future()
+            timer = loop.call_later(timeout, _settle, arrived) if timeout is not None else None
+            try:
+                await arrived
+            finally:
+                self._arrived = None
+                if timer is not None:
+                    timer.cancel()
+            if timeout is not None:
+                break
+        return bool(self._pending)
+
+    async def _collect(self) -> list[_Pending]:
+        loop = asyncio.get_running_loop()
+        await self._next()
         self._busy = True
+        first = self._pending.popleft()
         batch, rows = [first], first.rows
         deadline = loop.time() + self.max_wait_ms / 1000
         while rows < self.max_batch_size:
-            try:
-                nxt = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
+            if not self._pending:
+                if loop.time() >= deadline:
                     break
-                try:
-                    nxt = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
+                # let the event loop hand over the requests it has already read; then wait (up to
+                # max_wait_ms) only for as many requests as the last batch had: a lone client never
+                # waits, and a steady load of N callers gets batches of N
+                for _ in range(_YIELDS):
+                    await asyncio.sleep(0)
+                if not self._pending and (len(batch) >= self._expected or not await self._next(deadline - loop.time())):
                     break
+            nxt = self._pending[0]
             if rows + nxt.rows > self.max_batch_size:
-                self._carry = nxt  # it would overflow this batch: it opens the next one
-                break
-            batch.append(nxt)
+                break  # it would overflow this batch: it opens the next one
+            batch.append(self._pending.popleft())
             rows += nxt.rows
+        self._expected = len(batch)
         return batch
 
     async def _run(self) -> None:

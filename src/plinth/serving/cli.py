@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from plinth.cli.output import JsonOption, ProjectOption, show
 
 deploy = typer.Typer(help="Deployments: model versions, traffic policy, replicas, status.", no_args_is_help=True)
-DEPLOY_COLS = ["name", "traffic", "shadow", "replicas", "status", "updated_at"]
+DEPLOY_COLS = ["name", "traffic", "shadow", "sticky_key", "replicas", "status", "updated_at"]
 ModelOption = typer.Option(
     ..., "--model", "-m", help="A models:/ reference, with =WEIGHT for a canary (models:/churn/2=10). Repeatable."
 )
@@ -40,7 +42,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8080, "--port", help="Port to listen on."),
     name: str | None = typer.Option(None, "--name", help="Serve the (single) model under this name."),
-    max_batch_size: int = typer.Option(64, "--max-batch-size", min=1, help="Most rows merged into one model call."),
+    max_batch_size: int = typer.Option(1024, "--max-batch-size", min=1, help="Most rows merged into one model call."),
     max_wait_ms: float = typer.Option(2.0, "--max-wait-ms", min=0, help="Longest wait for a batch to fill."),
     no_batching: bool = typer.Option(False, "--no-batching", help="Call the model once per request."),
     max_body_mb: float = typer.Option(16.0, "--max-body-mb", min=0, help="Largest request body (413 above)."),
@@ -48,57 +50,76 @@ def serve(
     log_sample: float = typer.Option(
         1.0, "--log-sample", min=0, max=1, help="Share of requests written to a deployment's inference log."
     ),
+    grpc_port: int | None = typer.Option(
+        None, "--grpc-port", min=0, help="Also serve the v2 protocol over gRPC on this port (off when not given)."
+    ),
+    features: list[str] = typer.Option(
+        None,
+        "--features",
+        help="Fill the inputs a request lacks from the online store by its entity keys: features:/SERVICE "
+        "or view:feature references (repeatable, or comma-separated).",
+    ),
+    missing_features: str = typer.Option(
+        "error", "--missing-features", help="An entity with no online value: error (a 404) or null."
+    ),
+    workers: int = typer.Option(
+        1, "--workers", help="Server processes sharing the port, each with its own models and batcher."
+    ),
     project: str | None = ProjectOption,
     log_level: str = typer.Option("warning", "--log-level"),
 ) -> None:
-    """Serve models over the Open Inference Protocol (v2) and a plain JSON endpoint."""
+    """Serve models over the Open Inference Protocol (v2), over REST and optionally gRPC, and a plain JSON endpoint."""
     import uvicorn
 
     from plinth.cli.output import fail
-    from plinth.serving import ModelServer, ServingOptions, load_deployment, load_served, update_deployment
+    from plinth.serving import ServingOptions, update_deployment
+    from plinth.serving.launch import ENV, ServeSpec, build_server
 
     if bool(uris) == bool(deployment):
         raise fail("give model references or --deployment NAME (not both)", 2)
     if name is not None and len(uris or []) != 1:
         raise fail("--name needs exactly one model", 2)
-    if deployment:
-        try:
-            routes = [load_deployment(deployment, trust=trust, project=project)]
-        except Exception as exc:
-            from plinth.core.errors import NotFound
-
-            if not isinstance(exc, NotFound):  # a deployment that fails to load shows it
-                update_deployment(deployment, status="failed", status_message=str(exc)[:2000], project=project)
-            raise
-    else:
-        routes = [load_served(uri, name=name, trust=trust, project=project) for uri in uris]
+    if workers < 1:
+        raise fail(f"--workers must be at least 1, got {workers}", 2)
+    if workers > 1 and grpc_port is not None:
+        raise fail("--grpc-port serves from one process: use it with --workers 1", 2)
     options = ServingOptions(
         max_batch_size=max_batch_size,
         max_wait_ms=max_wait_ms,
         batching=not no_batching,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
+        grpc_port=grpc_port,
+        grpc_host=host,
+        features=tuple(features or ()),
+        missing_features=missing_features,
+        features_project=project,
     )
-    inference_log = None
-    if deployment and log_sample > 0:
-        from plinth.serving import InferenceLogger, inference_log_location
-        from plinth.store.table_store import TableStore
-
-        location = inference_log_location(deployment, project=project).location
-        storage = TableStore(location).storage_options
-        inference_log = InferenceLogger(location, storage_options=storage, sample_rate=log_sample)
-    server = ModelServer(routes, options, inference_log)
-    server.follow(project=project, trust=trust, deployment=deployment)  # hot swap when an alias moves
+    spec = ServeSpec(tuple(uris or ()), deployment, name, trust, project, log_sample, options)
+    server = build_server(spec)  # with --workers N too: bad references fail here, once, before any worker
     for route in server.models.values():
         for m in route.members:
             typer.echo(f"serving {m.name} version {m.version} ({m.uri}) at http://{host}:{port}/v2/models/{m.name}")
         if route.shadow is not None:
             typer.echo(f"shadowing {route.name} with version {route.shadow.version} ({route.shadow.uri})")
+    if grpc_port is not None:
+        typer.echo(f"serving the v2 protocol over gRPC at {host}:{grpc_port}")
+    if server.enricher is not None:
+        typer.echo(
+            f"filling {', '.join(server.enricher.columns or [])} from the online store by "
+            f"{', '.join(server.enricher.entity_keys or [])}"
+        )
     if deployment:
         update_deployment(deployment, status="serving", status_message=f"{host}:{port}", project=project)
     # uvicorn re-raises SIGTERM after a graceful shutdown: make it an exit that runs `finally`
     signal.signal(signal.SIGTERM, _exit)
+    run: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": False}
     try:
-        uvicorn.run(server.app, host=host, port=port, log_level=log_level)
+        if workers == 1:
+            uvicorn.run(server.app, **run)
+        else:  # each worker builds its own server from the spec: models, batcher, inference log
+            del server
+            os.environ[ENV] = spec.to_json()
+            uvicorn.run("plinth.serving.launch:app_from_env", factory=True, workers=workers, **run)
     finally:
         if deployment:
             update_deployment(deployment, status="stopped", status_message="", project=project)
@@ -110,7 +131,9 @@ def create(
     model: list[str] = ModelOption,
     shadow: str | None = typer.Option(None, "--shadow", help="A version to mirror requests to (never returned)."),
     replicas: int = typer.Option(1, "--replicas"),
-    sticky_key: str | None = typer.Option(None, "--sticky-key", help="Sticky A/B by a request key (refused)."),
+    sticky_key: str | None = typer.Option(
+        None, "--sticky-key", help="Sticky A/B: requests with the same value of this key reach the same version."
+    ),
     description: str = typer.Option("", "--description"),
     project: str | None = ProjectOption,
     json: bool = JsonOption,
@@ -146,6 +169,8 @@ def update(
     model: list[str] = typer.Option(None, "--model", "-m", help="New traffic: URI or URI=WEIGHT, repeatable."),
     shadow: str | None = typer.Option(None, "--shadow"),
     no_shadow: bool = typer.Option(False, "--no-shadow", help="Stop mirroring."),
+    sticky_key: str | None = typer.Option(None, "--sticky-key", help="Make the split sticky by this request key."),
+    no_sticky_key: bool = typer.Option(False, "--no-sticky-key", help="Back to a random split by weight."),
     replicas: int | None = typer.Option(None, "--replicas"),
     description: str | None = typer.Option(None, "--description"),
     project: str | None = ProjectOption,
@@ -161,6 +186,8 @@ def update(
         clear_shadow=no_shadow,
         replicas=replicas,
         description=description,
+        sticky_key=sticky_key,
+        clear_sticky_key=no_sticky_key,
         project=project,
     )
     show(info, json)

@@ -107,6 +107,57 @@ def _inference_log(state: Any) -> None:
     state.echo(f"  inference log (Delta): {len(table)} records, served by version {served}, {shadowed} shadowed")
 
 
+def _batch(state: Any, model: str) -> None:
+    import plinth
+
+    dataset = state.facts.get("dataset")
+    if not dataset:
+        state.echo("  batch inference skipped: the data step made no dataset")
+        return
+    done = plinth.serving.predict_batch(
+        f"models:/{model}@champion", dataset, "datasets:/wine_predictions", project=state.project
+    )
+    state.echo(
+        f"  plinth predict: {done.rows} rows of {done.input} through {done.model} -> "
+        f"datasets:/{done.output.dataset}/{done.output.version} ({done.rows_per_second:,.0f} rows/s, lineage to both)"
+    )
+
+
+def _stream(state: Any, model: str, X: Any) -> None:
+    """Streaming inference over a Redis Stream, when a Redis answers on 127.0.0.1:6379."""
+    import json
+
+    import plinth
+
+    try:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5)
+        client.ping()
+    except Exception:  # noqa: BLE001 - the demo runs on a laptop without Redis too
+        state.echo("  streaming inference skipped: no Redis on 127.0.0.1:6379 (plinth stream --source redis://…)")
+        return
+    source, sink = f"plinth-demo-in-{os.getpid()}", f"plinth-demo-out-{os.getpid()}"
+    try:
+        for record in X.head(20).to_dict(orient="records"):
+            client.xadd(source, {"data": json.dumps(record)})
+        stats = plinth.serving.stream_predict(
+            f"models:/{model}@champion",
+            f"redis://127.0.0.1:6379/{source}",
+            f"redis://127.0.0.1:6379/{sink}",
+            max_entries=20,
+            project=state.project,
+        )
+        results = client.xrange(sink, count=3)
+        first = {k.decode(): v.decode() for k, v in results[0][1].items()} if results else {}
+        state.echo(
+            f"  plinth stream: {stats.predicted} entries of Redis stream {source} scored, acknowledged after the "
+            f"write; first result {first.get('prediction')} for source entry {first.get('source_id')}"
+        )
+    finally:
+        client.delete(source, sink, f"{sink}:dead")
+
+
 def run_step(state: Any) -> None:
     import plinth
 
@@ -123,4 +174,6 @@ def run_step(state: Any) -> None:
     state.echo(f"  deployment {DEPLOYMENT!r}: {traffic}, shadow {shadow}")
     _serve_and_call(state, X)
     _inference_log(state)
+    _batch(state, model)
+    _stream(state, model, X)
     state.echo(f"  manifests for a cluster: plinth deploy export {DEPLOYMENT} --target kserve")

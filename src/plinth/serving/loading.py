@@ -48,4 +48,5 @@ def load_deployment(name: str, *, trust: bool = False, project: str | None = Non
         members,
         [t.weight for t in deployment.traffic],
         shadow,
+        deployment.sticky_key,
     )

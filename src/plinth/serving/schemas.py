@@ -31,6 +31,8 @@ class DeploymentUpdate(BaseModel):
     models: dict[str, int] | list[str] | str | None = None
     shadow: str | None = None
     clear_shadow: bool = False
+    sticky_key: str | None = None
+    clear_sticky_key: bool = False
     replicas: int | None = None
     status: Status | None = None
     status_message: str | None = None
@@ -43,6 +45,7 @@ class DeploymentInfo(BaseModel):
     name: str
     traffic: list[TrafficSplit]
     shadow: str | None
+    sticky_key: str | None = None
     replicas: int
     status: Status
     status_message: str
@@ -54,6 +57,8 @@ class DeploymentInfo(BaseModel):
     @property
     def policy(self) -> str:
         kinds = ["canary" if len(self.traffic) > 1 else "single"]
+        if self.sticky_key and len(self.traffic) > 1:
+            kinds = [f"sticky A/B by {self.sticky_key}"]
         return "+".join([*kinds, "shadow"] if self.shadow else kinds)
 
 

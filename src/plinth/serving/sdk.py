@@ -61,6 +61,8 @@ def update_deployment(
     status: str | None = None,
     status_message: str | None = None,
     description: str | None = None,
+    sticky_key: str | None = None,
+    clear_sticky_key: bool = False,
     project: str | None = None,
 ) -> s.DeploymentInfo:
     return call(
@@ -75,6 +77,8 @@ def update_deployment(
         status=status,
         status_message=status_message,
         description=description,
+        sticky_key=sticky_key,
+        clear_sticky_key=clear_sticky_key,
     )
 
 

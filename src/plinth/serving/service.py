@@ -1,12 +1,15 @@
 """Deployments: which model versions a server runs, with which traffic policy.
 
 A deployment's traffic is a weight per model reference (a canary when several), plus an
-optional shadow whose answers are logged and never returned. A policy the runtime cannot
-honour (weights not adding up to 100, one version twice, sticky A/B) is refused here.
+optional shadow whose answers are logged and never returned, and an optional sticky key:
+requests carrying the same value of it always reach the same version (sticky A/B). A
+policy the runtime cannot honour (weights not adding up to 100, one version twice, a
+shadow that also takes traffic) is refused here.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -20,6 +23,7 @@ from plinth.serving import schemas as s
 from plinth.serving.tables import Deployment
 
 MAX_REPLICAS = 100
+STICKY_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,99}")
 
 
 def _resolve(ctx: Context, uri: object, what: str) -> tuple[str, int]:
@@ -80,6 +84,18 @@ def _shadow(ctx: Context, shadow: object, traffic: list[dict[str, Any]]) -> str 
     return str(shadow)
 
 
+def _sticky_key(value: object) -> str | None:
+    """The request key of a sticky A/B split: a parameter or header name."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not STICKY_KEY.fullmatch(value):
+        raise InvalidInput(
+            f"sticky key {value!r} must be 1-100 letters, digits, '_', '-' or '.', starting with a letter",
+            field="sticky_key",
+        )
+    return value
+
+
 def _replicas(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_REPLICAS:
         raise InvalidInput(f"replicas must be a whole number from 1 to {MAX_REPLICAS}", field="replicas")
@@ -93,6 +109,7 @@ def _info(ctx: Context, row: Deployment) -> s.DeploymentInfo:
         name=row.name,
         traffic=[s.TrafficSplit(**t) for t in row.traffic],
         shadow=row.shadow,
+        sticky_key=row.sticky_key,
         replicas=row.replicas,
         status=row.status,  # type: ignore[arg-type]
         status_message=row.status_message,
@@ -113,7 +130,13 @@ def _get(ctx: Context, name: str) -> Deployment:
 
 
 def _summary(row: Deployment) -> dict[str, Any]:
-    return {"traffic": row.traffic, "shadow": row.shadow, "replicas": row.replicas, "status": row.status}
+    return {
+        "traffic": row.traffic,
+        "shadow": row.shadow,
+        "sticky_key": row.sticky_key,
+        "replicas": row.replicas,
+        "status": row.status,
+    }
 
 
 def create_deployment(
@@ -128,11 +151,6 @@ def create_deployment(
     """Create a deployment of ``models`` (a reference, or a weight per reference for a canary)."""
     ctx.require("write")
     validate_name(name, "deployment name")
-    if sticky_key is not None:
-        raise InvalidInput(
-            "sticky A/B by a request key is not supported by this runtime; use weights (a canary) instead",
-            field="sticky_key",
-        )
     traffic = _traffic(ctx, models)
     now = ctx.now()
     row = Deployment(
@@ -141,6 +159,7 @@ def create_deployment(
         name=name,
         traffic=traffic,
         shadow=_shadow(ctx, shadow, traffic),
+        sticky_key=_sticky_key(sticky_key),
         replicas=_replicas(replicas),
         status="created",
         status_message="",
@@ -182,8 +201,10 @@ def update_deployment(
     status: str | None = None,
     status_message: str | None = None,
     description: str | None = None,
+    sticky_key: str | None = None,
+    clear_sticky_key: bool = False,
 ) -> s.DeploymentInfo:
-    """Change a deployment's traffic, shadow, replicas, status or description."""
+    """Change a deployment's traffic, shadow, sticky key, replicas, status or description."""
     ctx.require("write")
     row = _get(ctx, name)
     before = _summary(row)
@@ -193,6 +214,10 @@ def update_deployment(
         row.shadow = None
     elif shadow is not None or models is not None:
         row.shadow = _shadow(ctx, shadow if shadow is not None else row.shadow, row.traffic)
+    if clear_sticky_key:
+        row.sticky_key = None
+    elif sticky_key is not None:
+        row.sticky_key = _sticky_key(sticky_key)
     if replicas is not None:
         row.replicas = _replicas(replicas)
     if status is not None:

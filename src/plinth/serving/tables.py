@@ -20,6 +20,8 @@ class Deployment(Base):
     name: Mapped[str] = mapped_column(String(100))
     traffic: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{uri, weight}], weights sum to 100
     shadow: Mapped[str | None] = mapped_column(String(1100), nullable=True)  # mirrored, never returned
+    # sticky A/B: requests carrying the same value of this key always reach the same version
+    sticky_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
     replicas: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(20))  # created | serving | stopped | failed
     status_message: Mapped[str] = mapped_column(Text, default="")
