@@ -145,11 +145,12 @@ def test_newest_per_entity_from_the_index_equals_from_the_source(tmp_path: Path,
     pq.write_table(driver_stats_rows(), tmp_path / "s.parquet")
     dataset = pads.dataset(str(tmp_path / "s.parquet"))
     dtypes = {"conv_rate": "float64", "trips": "int64"}
-    table, packed = build(dataset, ["driver_id"], "event_timestamp", "created", dtypes)
+    built = build(dataset, ["driver_id"], "event_timestamp", "created", dtypes)
+    table, packed = built.table, built.probe
     assert packed is not None and packed.unique is None  # integer keys: ranks are offsets
     start_us = None if start is None else to_us(start)
     probes = (packed, make_probe(table, ["driver_id"]), None)  # offsets, sorted distinct keys, DuckDB
-    for index in (ViewIndex(table, "", 0.0, p) for p in probes):
+    for index in (built, *(ViewIndex(table, "", 0.0, p) for p in probes)):
         from_index, rows_index = newest(index, ["driver_id"], start_us, to_us(end))
         from_source, rows_source = newest_from_source(
             dataset, ["driver_id"], "event_timestamp", "created", dtypes, start_us, to_us(end)
@@ -158,3 +159,84 @@ def test_newest_per_entity_from_the_index_equals_from_the_source(tmp_path: Path,
         assert from_index.sort_by("driver_id").to_pylist() == from_source.sort_by("driver_id").to_pylist()
     if (start, end) == (T(0), T(12)):
         assert from_source.sort_by("driver_id").column("trips").to_pylist() == [3, 6]
+
+
+def _pairs(table: pa.Table) -> list[tuple[object, int]]:
+    return sorted(zip(table.column("k").to_pylist(), table.column("v").to_pylist(), strict=True))
+
+
+@pytest.mark.parametrize(("seed", "key_type"), [(1, int), (2, int), (3, str)])
+def test_newest_per_entity_decides_ties_as_the_index_does(tmp_path: Path, seed: int, key_type: type) -> None:
+    """Many rows share a key and event time, some a created time too, some have none: the newest
+    created wins, then the first row as read; the source path, the index and a brute force agree."""
+    import random
+
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    from plinth.features.index import ViewIndex, build, make_probe, newest, newest_from_source
+    from plinth.features.online import to_us
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(3000):
+        made = None if rng.random() < 0.1 else T(0, rng.randrange(4))
+        rows.append((key_type(rng.randrange(-5, 40, 3)), T(rng.randrange(6)), made, i))
+    ts = pa.timestamp("us", tz="UTC")
+    table = pa.table(
+        {
+            "k": [r[0] for r in rows],
+            "event_timestamp": pa.array([r[1] for r in rows], ts),
+            "created": pa.array([r[2] for r in rows], ts),
+            "v": [r[3] for r in rows],
+        }
+    )
+    pq.write_table(table, tmp_path / "s.parquet", row_group_size=700)  # several chunks
+    dataset = pads.dataset(str(tmp_path / "s.parquet"))
+    built = build(dataset, ["k"], "event_timestamp", "created", {"v": "int64"})
+    assert (built.rows is not None) == (key_type is int)  # integer keys: the packed build; strings: sorted
+    sorted_table = built.table
+    floor = T(-1000)
+    for start, end in ((None, T(5)), (T(1), T(3)), (T(4), T(4))):
+        window = [r for r in rows if (start is None or r[1] >= start) and r[1] <= end]
+        best: dict[object, tuple] = {}
+        for r in window:  # newest (ts, created); the first as read among equals
+            rank = (r[1], r[2] or floor)
+            if r[0] not in best or rank > (best[r[0]][1], best[r[0]][2] or floor):
+                best[r[0]] = r
+        expected = sorted((k, r[3]) for k, r in best.items())
+        start_us = None if start is None else to_us(start)
+        from_source, count = newest_from_source(
+            dataset, ["k"], "event_timestamp", "created", {"v": "int64"}, start_us, to_us(end)
+        )
+        assert (
+            sorted(zip(from_source.column("k").to_pylist(), from_source.column("v").to_pylist(), strict=True))
+            == expected
+        )
+        assert count == len({(r[0], r[1]) for r in window})
+        for index in (built, ViewIndex(sorted_table, "", 0.0, make_probe(sorted_table, ["k"]))):
+            from_index, rows_index = newest(index, ["k"], start_us, to_us(end))
+            assert rows_index == count
+            assert (
+                sorted(zip(from_index.column("k").to_pylist(), from_index.column("v").to_pylist(), strict=True))
+                == expected
+            )
+
+
+@pytest.mark.parametrize("broken", ["driver_stats_src", "driver_daily_src"])
+def test_materialize_checks_every_source_before_writing_any(
+    online_platform: Platform, tmp_path: Path, broken: str
+) -> None:
+    import pyarrow.parquet as pq
+    from features_support import driver_daily_rows, driver_stats_rows
+
+    setup_repo(online_platform, tmp_path)
+    rows = driver_stats_rows() if broken == "driver_stats_src" else driver_daily_rows()
+    column = "conv_rate" if broken == "driver_stats_src" else "rating"
+    bad = rows.set_column(rows.column_names.index(column), column, pa.array(["x"] * rows.num_rows))
+    pq.write_table(bad, tmp_path / broken / "part-0.parquet")  # same file, new contents: a new source version
+    caller = online_platform.caller()
+    with pytest.raises(InvalidInput, match=f"column '{column}' is string, but the feature is declared float64"):
+        caller.call(materialize, start=None, end=T(23))
+    got = caller.call(get_online_features, entity_rows={"driver_id": [1, 2]}, features=FEATURES)
+    assert got.statuses == {c: ["not_found", "not_found"] for c in ("conv_rate", "trips", "rating")}

@@ -16,11 +16,13 @@ by DuckDB's ``ASOF JOIN`` instead (:mod:`plinth.features.offline`).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -29,18 +31,22 @@ import pyarrow.compute as pc
 from plinth.core.context import Context
 from plinth.features.service import ViewPlan
 
-__all__ = ["Probe", "ViewIndex", "index_cache", "probe", "view_index"]
+__all__ = ["Probe", "ViewIndex", "in_threads", "index_cache", "probe", "view_index", "view_indexes"]
 
 INDEX_CACHE_BYTES = 2 << 30
 TS = "__plinth_ts"
 CREATED = "__plinth_created"
 _PACK_LIMIT = 1 << 62
+_SCAN_BATCH = 1 << 24
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass
 class Probe:
-    """``packed`` = rank * width + (ts - tmin) per index row, ascending. A key's rank is its
-    offset from ``kmin`` (integer keys) or its position in ``unique`` (string keys)."""
+    """``packed`` = rank * width + (ts - tmin) // step per index row, ascending. A key's rank is
+    its offset from ``kmin`` (integer keys) or its position in ``unique`` (string keys); ``step``
+    divides every ``ts - tmin`` (whole seconds pack a million times tighter than microseconds)."""
 
     packed: np.ndarray
     width: int
@@ -48,6 +54,15 @@ class Probe:
     unique: pa.Array | None = None
     kmin: int = 0
     kmax: int = -1
+    step: int = 1
+
+    def steps(self, when: Any) -> Any:
+        """Entity times (us) as index time steps: ``ts <= when`` exactly when ``steps(ts) <= steps(when)``."""
+        return np.clip(np.floor_divide(np.asarray(when) - self.tmin, self.step), -1, self.width - 2)
+
+    def times(self, positions: Any) -> np.ndarray:
+        """The event times (us) of index rows, from their packed values."""
+        return (self.packed[positions] % self.width) * self.step + self.tmin  # type: ignore[no-any-return]
 
     def ranks(self, key: Any) -> np.ndarray:
         """Each entity key's rank, or -1 for a key the index does not hold."""
@@ -65,14 +80,34 @@ class Probe:
 
 @dataclass
 class ViewIndex:
-    table: pa.Table  # keys..., TS (timestamp[us], UTC), features...
+    """``data``: keys..., TS (timestamp[us], naive UTC), features... Without ``rows`` it holds the
+    index rows in index order; with ``rows``, the source's rows as read and ``rows`` the positions
+    of the index rows in index order (a query gathers only the rows it answers with)."""
+
+    data: pa.Table
     source_ref: str
     built_seconds: float
     probe: Probe | None
+    rows: np.ndarray | None = None
+    _table: pa.Table | None = field(default=None, repr=False)
+
+    @property
+    def table(self) -> pa.Table:
+        """The index rows in index order (sorted by keys, then event time)."""
+        if self.rows is None:
+            return self.data
+        if self._table is None:
+            self._table = self.data.take(pa.array(self.rows)).combine_chunks()
+        return self._table
+
+    def data_rows(self, positions: np.ndarray) -> np.ndarray:
+        """Positions in ``data`` of index rows given by their positions in index order."""
+        return positions if self.rows is None else self.rows[positions]
 
     @property
     def nbytes(self) -> int:
-        return int(self.table.nbytes + (self.probe.packed.nbytes if self.probe else 0))
+        extra = (self.probe.packed.nbytes if self.probe else 0) + (self.rows.nbytes if self.rows is not None else 0)
+        return int(self.data.nbytes + extra + (self._table.nbytes if self._table is not None else 0))
 
 
 class _IndexCache:
@@ -143,8 +178,36 @@ def check_view_source(opened: Any, view: ViewPlan) -> None:
 
 def view_index(ctx: Context, view: ViewPlan) -> ViewIndex:
     """The view's index for its source's current version: built on first use, then reused."""
-    opened, key = open_view_source(ctx, view)
-    src, dtypes = view.spec["source"], view.dtypes
+    return view_indexes(ctx, [view])[0]
+
+
+def view_indexes(ctx: Context, views: list[ViewPlan]) -> list[ViewIndex]:
+    """The indexes of several views; those not cached are built side by side in threads (the
+    Parquet reads and the sorts release the GIL). Sources are opened first, in this thread."""
+    opened = [open_view_source(ctx, v) for v in views]
+    found: list[ViewIndex | None] = [index_cache.get(key) for _, key in opened]
+    missing = [i for i, f in enumerate(found) if f is None]
+    for i in missing:
+        check_view_source(opened[i][0], views[i])
+
+    built = in_threads(lambda i: _cached_build(opened[i][0], opened[i][1], views[i]), missing)
+    for i, index in zip(missing, built, strict=True):
+        found[i] = index
+    return [f for f in found if f is not None]
+
+
+def in_threads(fn: Callable[[_T], _R], items: list[_T]) -> list[_R]:
+    """``fn`` over ``items``, side by side in threads when there are several: Arrow's reads and
+    NumPy's sorts release the GIL, so two views take about the time of one on two cores."""
+    if len(items) < 2:
+        return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(len(items), os.cpu_count() or 1)) as pool:
+        return list(pool.map(fn, items))
+
+
+def _cached_build(opened: Any, key: tuple[Any, ...], view: ViewPlan) -> ViewIndex:
     found = index_cache.get(key)
     if found is not None:
         return found
@@ -152,10 +215,9 @@ def view_index(ctx: Context, view: ViewPlan) -> ViewIndex:
         found = index_cache.get(key)
         if found is not None:
             return found
-        check_view_source(opened, view)
-        started = time.perf_counter()
-        table, made = build(opened.dataset, view.join_keys, src["timestamp_field"], src.get("created_field"), dtypes)
-        built = ViewIndex(table, opened.ref, time.perf_counter() - started, made)
+        src = view.spec["source"]
+        built = build(opened.dataset, view.join_keys, src["timestamp_field"], src.get("created_field"), view.dtypes)
+        built.source_ref = opened.ref
         index_cache.put(key, built)
         return built
 
@@ -181,83 +243,108 @@ def feature_array(col: Any, dtype: str) -> Any:
 
 
 def _scan(dataset: Any, keys: list[str], ts: str, created: str | None, dtypes: dict[str, str]) -> pa.Table:
+    """The needed columns (projection pushed down), rows without keys or event time dropped."""
     needed = list(dict.fromkeys([*keys, ts, *([created] if created else []), *dtypes]))
+    raw = dataset.to_table(columns=needed, batch_size=_SCAN_BATCH)  # a chunk per row group: no copies to join them
     valid = None
     for col in [*keys, ts]:
-        cond = pc.field(col).is_valid()
-        valid = cond if valid is None else valid & cond
-    return dataset.to_table(columns=needed, filter=valid)
+        if raw.column(col).null_count:  # most sources have none: no filter pass
+            cond = pc.is_valid(raw.column(col))
+            valid = cond if valid is None else pc.and_(valid, cond)
+    return raw if valid is None else raw.filter(valid)
 
 
-def build(
-    dataset: Any, keys: list[str], ts: str, created: str | None, dtypes: dict[str, str]
-) -> tuple[pa.Table, Probe | None]:
+def build(dataset: Any, keys: list[str], ts: str, created: str | None, dtypes: dict[str, str]) -> ViewIndex:
     """Scan the source (columns pushed down), deduplicate per (keys, event time), sort."""
+    started = time.perf_counter()
     raw = _scan(dataset, keys, ts, created, dtypes)
     if len(keys) == 1 and pa.types.is_integer(raw.schema.field(keys[0]).type) and raw.num_rows:
-        fast = _build_packed(raw, keys[0], ts, created, dtypes)
-        if fast is not None:
-            return fast
+        packing = _pack(raw, keys[0], ts, created)
+        if packing is not None:  # an integer key: the rows stay as read, the order is an array
+            data = _index_columns(raw, keys, packing.t, dtypes)
+            rows = packing.order[packing.pick]
+            return ViewIndex(data, "", time.perf_counter() - started, packing.probe, rows)
     table = _build_sorted(raw, keys, ts, created, dtypes)
-    return table, make_probe(table, keys)
-
-
-def _build_packed(
-    raw: pa.Table, key: str, ts: str, created: str | None, dtypes: dict[str, str]
-) -> tuple[pa.Table, Probe] | None:
-    """An integer key: pack (key, ts) into one int64, one plain argsort, ties by a reduce."""
-    packing = _pack(raw, key, ts, created)
-    if packing is None:
-        return None
-    t, order, ordered, pick, probe_ = packing
-    rows = pa.array(order[pick])
-    return _take(raw, key, t, rows, dtypes), probe_
+    return ViewIndex(table, "", time.perf_counter() - started, make_probe(table, keys))
 
 
 @dataclass
 class _Packing:
     t: np.ndarray  # event times (us) of the raw rows
-    order: np.ndarray  # raw rows sorted by (key, ts)
-    ordered: np.ndarray  # their packed values
-    pick: np.ndarray  # positions in ``order`` of one row per (key, ts): the newest created
+    order: np.ndarray  # raw rows sorted by (key, ts), as read within a tie
+    pick: np.ndarray  # positions in ``order`` of one row per (key, ts): the first with the newest created
     probe: Probe
 
-    def __iter__(self) -> Any:
-        return iter((self.t, self.order, self.ordered, self.pick, self.probe))
+
+def _time_steps(t: np.ndarray) -> tuple[np.ndarray, int, int, int]:
+    """(t - tmin) // step, tmin, step, width: ``step`` is the largest that divides every ``t - tmin``."""
+    tmin, tmax = int(t.min()), int(t.max())
+    rel = t - tmin
+    step = int(np.gcd.reduce(rel)) or 1
+    if step > 1:
+        np.floor_divide(rel, step, out=rel)
+    return rel, tmin, step, (tmax - tmin) // step + 2
+
+
+def _sort_order(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, packed[order]), ties kept as read. The row number rides in the low bits when it
+    fits, so that a value sort (several times faster than ``argsort``) gives the order."""
+    n = len(packed)
+    row_bits = max(n - 1, 1).bit_length()
+    if int(packed.max()).bit_length() + row_bits <= 62:
+        both = np.left_shift(packed, row_bits)
+        both |= np.arange(n, dtype=np.int64)
+        both.sort()
+        order = both & ((1 << row_bits) - 1)
+        np.right_shift(both, row_bits, out=both)
+        return order, both
+    order = np.argsort(packed, kind="stable")
+    return order, packed[order]
 
 
 def _pack(raw: pa.Table, key: str, ts: str, created: str | None) -> _Packing | None:
     k = raw.column(key).cast(pa.int64()).to_numpy()
     t = utc_micros(raw.column(ts)).cast(pa.int64()).to_numpy()
-    kmin, kmax, tmin, tmax = int(k.min()), int(k.max()), int(t.min()), int(t.max())
-    width = tmax - tmin + 2
+    kmin, kmax = int(k.min()), int(k.max())
+    rel, tmin, step, width = _time_steps(t)
     if (kmax - kmin + 1) * width >= _PACK_LIMIT:
         return None
-    packed = (k - kmin) * width + (t - tmin)
-    order = np.argsort(packed)
-    ordered = packed[order]
-    n = len(ordered)
-    first = np.ones(n, dtype=bool)
-    first[1:] = ordered[1:] != ordered[:-1]
-    if created:  # among rows with the same (key, ts), the first with the newest created
-        made = utc_micros(raw.column(created)).cast(pa.int64()).fill_null(-(1 << 62)).to_numpy()[order]
-        run = np.cumsum(first) - 1
-        newest_made = np.maximum.reduceat(made, np.flatnonzero(first))
-        candidates = np.flatnonzero(made == newest_made[run])
-        keep = np.ones(len(candidates), dtype=bool)
-        keep[1:] = run[candidates[1:]] != run[candidates[:-1]]
-        pick = candidates[keep]
-    else:
-        pick = np.flatnonzero(first)
-    return _Packing(t, order, ordered, pick, Probe(ordered[pick], width, tmin, kmin=kmin, kmax=kmax))
+    packed = k - kmin
+    packed *= width
+    packed += rel
+    order, ordered = _sort_order(packed)
+    first = np.ones(len(ordered), dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    pick = np.flatnonzero(first)
+    if created and len(pick) < len(ordered):
+        _newest_created(raw.column(created), order, first, pick)
+    made_probe = Probe(ordered[pick], width, tmin, kmin=kmin, kmax=kmax, step=step)
+    return _Packing(t, order, pick, made_probe)
 
 
-def _take(raw: pa.Table, key: str, t: np.ndarray, rows: pa.Array, dtypes: dict[str, str]) -> pa.Table:
-    indices = rows.to_numpy()
-    arrays: dict[str, Any] = {key: raw.column(key).take(rows), TS: pa.array(t[indices], pa.timestamp("us"))}
+def _newest_created(created: Any, order: np.ndarray, first: np.ndarray, pick: np.ndarray) -> None:
+    """Within each run of equal (key, ts) longer than one row, move ``pick`` to the run's first
+    row with the newest created (a missing created loses). Only those runs' rows are read."""
+    member = ~first  # rows that continue a run, and (below) the rows that start one that continues
+    member[:-1] |= member[1:]
+    rows = np.flatnonzero(member)  # positions in ``order`` of rows in shared runs
+    starts = first[rows]
+    made = utc_micros(created).cast(pa.int64()).fill_null(-(1 << 62)).to_numpy()[order[rows]]
+    run = np.cumsum(starts) - 1
+    newest_made = np.maximum.reduceat(made, np.flatnonzero(starts))
+    candidates = np.flatnonzero(made == newest_made[run])
+    keep = np.ones(len(candidates), dtype=bool)
+    keep[1:] = run[candidates[1:]] != run[candidates[:-1]]
+    pick[np.searchsorted(pick, rows[starts])] = rows[candidates[keep]]
+
+
+def _index_columns(raw: pa.Table, keys: list[str], t: np.ndarray, dtypes: dict[str, str]) -> pa.Table:
+    """The index's columns of ``raw`` (TS from its event times in us), rows as they are."""
+    arrays: dict[str, Any] = {k: raw.column(k) for k in keys}
+    arrays[TS] = pa.array(t, pa.timestamp("us"))
     for name, dtype in dtypes.items():
-        arrays[name] = feature_array(raw.column(name).take(rows), dtype)
-    return pa.table(arrays).combine_chunks()
+        arrays[name] = feature_array(raw.column(name), dtype)
+    return pa.table(arrays).combine_chunks()  # one chunk: a take from many chunks concatenates them first
 
 
 def _build_sorted(raw: pa.Table, keys: list[str], ts: str, created: str | None, dtypes: dict[str, str]) -> pa.Table:
@@ -309,7 +396,7 @@ def make_probe(table: pa.Table, keys: list[str]) -> Probe | None:
 
 
 def probe(index: ViewIndex, key: Any, when: np.ndarray, known: np.ndarray, ttl_us: int | None) -> pa.Array:
-    """For each entity row, the index row to take (null: nothing in the window).
+    """For each entity row, the row of ``index.data`` to take (null: nothing in the window).
 
     ``when`` holds the entity timestamps as UTC microseconds, ``known`` whether each is
     not null. The newest row with the same key and ``ts <= when`` is found by binary
@@ -320,8 +407,7 @@ def probe(index: ViewIndex, key: Any, when: np.ndarray, known: np.ndarray, ttl_u
     if len(p.packed) == 0:
         return pa.nulls(len(when), pa.int64())
     ranks = p.ranks(key)
-    rel = np.clip(when - p.tmin, -1, p.width - 2)
-    needles = ranks * p.width + rel
+    needles = ranks * p.width + p.steps(when)
     order = np.argsort(needles, kind="stable")  # sorted needles walk the index in order: 4x faster
     pos = np.empty(len(needles), dtype=np.int64)
     pos[order] = np.searchsorted(p.packed, needles[order], side="right")
@@ -330,31 +416,61 @@ def probe(index: ViewIndex, key: Any, when: np.ndarray, known: np.ndarray, ttl_u
     hit = p.packed[safe]
     ok = known & (ranks >= 0) & (pos >= 0) & (hit // p.width == ranks)
     if ttl_us is not None:
-        ok &= (hit % p.width) + p.tmin >= when - ttl_us
-    return pa.array(safe, mask=~ok)
+        ok &= (hit % p.width) * p.step + p.tmin >= when - ttl_us
+    return pa.array(index.data_rows(safe), mask=~ok)
 
 
 def newest(index: ViewIndex, keys: list[str], start_us: int | None, end_us: int) -> tuple[pa.Table, int]:
     """Per entity, the newest index row with ``start <= ts <= end``; and the rows in that window."""
-    ts = index.table.column(TS).cast(pa.int64()).to_numpy()
-    in_window = ts <= end_us
-    if start_us is not None:
-        in_window &= ts >= start_us
-    rows = int(np.count_nonzero(in_window))
     p = index.probe
     if p is None or len(p.packed) == 0:
-        return _newest_by_duckdb(index.table, keys, start_us, end_us), rows
+        ts = index.table.column(TS).cast(pa.int64()).to_numpy()
+        return _newest_by_duckdb(index.table, keys, start_us, end_us), _count_between(ts, start_us, end_us)
+    ts = p.times(slice(None))
+    rows = _count_between(ts, start_us, end_us)
     held = p.packed // p.width
     starts = np.ones(len(held), dtype=bool)
     starts[1:] = held[1:] != held[:-1]
     ranks = held[starts]
-    rel = min(max(end_us - p.tmin, -1), p.width - 2)
-    pos = np.searchsorted(p.packed, ranks * p.width + rel, side="right") - 1
+    pos = np.searchsorted(p.packed, ranks * p.width + p.steps(end_us), side="right") - 1
     safe = np.clip(pos, 0, None)
     ok = (pos >= 0) & (p.packed[safe] // p.width == ranks)
     if start_us is not None:
         ok &= ts[safe] >= start_us
-    return index.table.take(pa.array(safe[ok])), rows
+    return index.data.take(pa.array(index.data_rows(safe[ok]))), rows
+
+
+def _latest_per_key(raw: pa.Table, key: str, ts: str, created: str | None) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """For integer keys of a dense enough range, with no sort of the rows: the rows holding each
+    key's newest event time (newest created, then first as read, deciding a tie), every row's
+    event time (us), and the number of distinct (key, event time)."""
+    k = raw.column(key).cast(pa.int64()).to_numpy()
+    t = utc_micros(raw.column(ts)).cast(pa.int64()).to_numpy()
+    kmin, kmax = int(k.min()), int(k.max())
+    rel, _tmin, _step, width = _time_steps(t)
+    if kmax - kmin >= 4 * len(k) + 1024 or (kmax - kmin + 1) * width >= _PACK_LIMIT:
+        return None
+    rank = k - kmin
+    newest_t = np.full(kmax - kmin + 1, np.iinfo(np.int64).min)
+    np.maximum.at(newest_t, rank, t)
+    rows = np.flatnonzero(t == newest_t[rank])  # a few rows per key: the tie-break is cheap
+    if created:
+        made = utc_micros(raw.column(created)).cast(pa.int64()).fill_null(-(1 << 62)).to_numpy()[rows]
+        order = np.lexsort((rows, -made, rank[rows]))
+    else:
+        order = np.lexsort((rows, rank[rows]))
+    held = rank[rows][order]
+    first = np.ones(len(held), dtype=bool)
+    np.not_equal(held[1:], held[:-1], out=first[1:])
+    packed = np.sort(rank * width + rel)
+    return rows[order][first], t, 1 + int(np.count_nonzero(packed[1:] != packed[:-1]))
+
+
+def _count_between(ts: np.ndarray, start_us: int | None, end_us: int) -> int:
+    inside = ts <= end_us
+    if start_us is not None:
+        inside &= ts >= start_us
+    return int(np.count_nonzero(inside))
 
 
 def _newest_by_duckdb(table: pa.Table, keys: list[str], start_us: int | None, end_us: int) -> pa.Table:
@@ -391,17 +507,15 @@ def newest_from_source(
     keep = when <= end_us
     if start_us is not None:
         keep &= when >= start_us
-    raw, when = raw.filter(pa.array(keep)), when[keep]
+    if not keep.all():
+        raw, when = raw.filter(pa.array(keep)), when[keep]
     if raw.num_rows == 0:
         return _build_sorted(raw, keys, ts, created, dtypes), 0
     if len(keys) == 1 and pa.types.is_integer(raw.schema.field(keys[0]).type):
-        packing = _pack(raw, keys[0], ts, created)
-        if packing is not None:  # the last (key, ts) group of each key
-            held = packing.probe.packed // packing.probe.width
-            last = np.ones(len(held), dtype=bool)
-            last[:-1] = held[1:] != held[:-1]
-            rows = pa.array(packing.order[packing.pick[last]])
-            return _take(raw, keys[0], packing.t, rows, dtypes), len(packing.pick)
+        latest = _latest_per_key(raw, keys[0], ts, created)
+        if latest is not None:
+            rows, t, count = latest
+            return _index_columns(raw.take(pa.array(rows)), keys, t[rows], dtypes), count
     if created:
         made = utc_micros(raw.column(created)).cast(pa.int64()).fill_null(-(1 << 62)).to_numpy()
     else:

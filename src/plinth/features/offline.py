@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from plinth.core.context import Context
 from plinth.core.errors import InvalidInput
-from plinth.features.index import TS, ViewIndex, probe, view_index
+from plinth.features.index import TS, ViewIndex, probe, view_indexes
 from plinth.features.naming import closest
 from plinth.features.service import OdfvPlan, Resolution, ViewPlan
 from plinth.features.sources import type_label
@@ -250,7 +250,7 @@ def join(
     stream: bool = False,
 ) -> tuple[Any, list[tuple[ViewPlan, str]]]:
     """Run the point-in-time join; returns (Arrow table or reader, [(view, source ref)])."""
-    indexes = [(v, view_index(ctx, v)) for v in res.views]
+    indexes = list(zip(res.views, view_indexes(ctx, res.views), strict=True))
     user_cols = [c for c in entities.column_names if c not in (ROW, ETS)]
     wanted = output_columns(res, full_feature_names, user_cols)
     used = [(v, idx.source_ref) for v, idx in indexes]
@@ -278,7 +278,7 @@ def _probe_join(part: pa.Table, indexes: list[tuple[ViewPlan, ViewIndex]], user_
     for view, index in indexes:
         key = part.column(view.join_keys[0]).combine_chunks()
         rows = probe(index, key, when, known, view.ttl_us)
-        taken = index.table.select(view.features).take(rows)
+        taken = index.data.select(view.features).take(rows)
         for feat in view.features:
             table = table.append_column(f"{view.name}__{feat}", taken.column(feat))
     return table

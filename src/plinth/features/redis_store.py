@@ -74,19 +74,21 @@ class RedisOnlineStore(OnlineStore):
     def write(self, table: str, rows: Sequence[Row]) -> int:
         import redis
 
-        written = 0
+        if not rows:
+            return 0
         client = self.client
         try:
+            pipe = client.pipeline(transaction=False)  # every chunk in one round trip; each chunk atomic
             for i in range(0, len(rows), WRITE_CHUNK):
                 chunk = rows[i : i + WRITE_CHUNK]
                 keys = [self._key(table, k) for k, _ts, _cr, _v in chunk]
                 args: list[Any] = []
                 for _k, ts, cr, v in chunk:
                     args += [str(ts), str(cr), v]
-                written += int(self._script(keys=keys, args=args, client=client))
+                self._script(keys=keys, args=args, client=pipe)
+            return sum(int(n) for n in pipe.execute())
         except redis.RedisError as exc:
             raise self._fail(exc) from None
-        return written
 
     def read(self, table: str, keys: Sequence[str]) -> list[tuple[int, str] | None]:
         import redis
