@@ -21,19 +21,10 @@ import pytest
 
 from plinth.core.platform import Platform
 from plinth.core.settings import load_settings
+from tests_support import IN_CI, need, port_open
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PG_URL = os.environ.get("PLINTH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ARTIFACT_DIR = Path(os.environ.get("PLINTH_TEST_OUTPUT", Path(__file__).parent.parent / "test-output"))
-
-
-def need(condition: bool, reason: str) -> None:
-    """Skip when a real part is missing locally; fail in CI, where everything must be there."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -52,7 +43,15 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     """Every test gets its own PLINTH_HOME and no server settings from the outside."""
     from plinth.client.backend import reset_backend
 
-    for var in ("PLINTH_URI", "PLINTH_TOKEN", "PLINTH_DB_URL", "PLINTH_ARTIFACTS_URL", "PLINTH_ADMIN_TOKEN", "PLINTH_ONLINE_STORE_URL", "PLINTH_TABLES_URL"):
+    for var in (
+        "PLINTH_URI",
+        "PLINTH_TOKEN",
+        "PLINTH_DB_URL",
+        "PLINTH_ARTIFACTS_URL",
+        "PLINTH_ADMIN_TOKEN",
+        "PLINTH_ONLINE_STORE_URL",
+        "PLINTH_TABLES_URL",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PLINTH_HOME", str(tmp_path / "home"))
     reset_backend()
@@ -69,18 +68,10 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
     p.close()
 
 
-def _pg_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
-    need(_pg_available(), "PostgreSQL on 127.0.0.1:5432")
+    need(port_open(5432), "PostgreSQL on 127.0.0.1:5432")
     import sqlalchemy as sa
 
     schema = f"t_{uuid.uuid4().hex[:12]}"

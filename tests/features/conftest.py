@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,26 +10,9 @@ import pytest
 
 from plinth.core.platform import Platform
 from plinth.core.settings import load_settings
+from tests_support import need, port_open
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def need(condition: bool, reason: str) -> None:
-    """Skip when a real part is missing locally; fail in CI (as the root conftest's ``need``)."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(reason)
-
-
-def redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +36,7 @@ def call(platform: Platform):  # type: ignore[no-untyped-def]
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The online store's URL: the same tests on SQLite and on Redis."""
     if request.param == "redis":
-        need(redis_up(), "Redis on 127.0.0.1:6379")
+        need(port_open(6379), "Redis on 127.0.0.1:6379")
         return REDIS_URL
     return f"sqlite:///{tmp_path / 'online' / 'online.db'}"
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -24,33 +23,16 @@ from plinth.core.errors import InvalidInput
 from plinth.core.platform import Platform
 from plinth.registry import service as registry
 from plinth.serving import StreamWorker
+from tests_support import need, port_open
 
 REDIS = "redis://127.0.0.1:6379"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-
-
-def need(condition: bool, reason: str) -> None:
-    """Skip when a real part is missing locally; fail in CI (as the root conftest's ``need``)."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(reason)
-
-
-def redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
 def streams() -> Iterator[tuple[Any, str, str]]:
     """(a Redis client, the source key, the sink key), deleted afterwards with the dead letters."""
-    need(redis_up(), "Redis on 127.0.0.1:6379")
+    need(port_open(6379), "Redis on 127.0.0.1:6379")
     import redis
 
     client = redis.Redis.from_url(f"{REDIS}/0", decode_responses=True)

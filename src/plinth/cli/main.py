@@ -86,7 +86,8 @@ def db_current(json: bool = JsonOption) -> None:
     settings = load_settings()
     db = Database(settings.database_url)
     db.check()
-    show({"database": masked(settings.database_url), "current": db.current_revision(), "head": db.head_revision()}, json)
+    revisions = {"current": db.current_revision(), "head": db.head_revision()}
+    show({"database": masked(settings.database_url), **revisions}, json)
 
 
 @app.command()
