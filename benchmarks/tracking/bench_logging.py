@@ -211,12 +211,16 @@ def _plinth_big(n: int) -> dict[str, float]:
         lambda: plinth.search_runs(experiment, SEARCH_FILTER, order_by=["metrics.auc desc"], max_results=100), 3
     )
     rare = _median(lambda: plinth.search_runs(experiment, RARE_FILTER, max_results=100), 3)
+    rare_ordered = _median(
+        lambda: plinth.search_runs(experiment, RARE_FILTER, order_by=["metrics.auc desc"], max_results=100), 3
+    )
     return {
         "runs": n,
         "filter_first_page_s": filtered,
         "order_first_page_s": ordered,
         "filter_order_first_page_s": both,
         "rare_filter_s": rare,
+        "rare_filter_order_s": rare_ordered,
     }
 
 
@@ -429,4 +433,6 @@ def run(emit: Callable[..., Any]) -> None:
         order_by_metric_s=round(big["order_first_page_s"], 4),
         filter_and_order_s=round(big["filter_order_first_page_s"], 4),
         rare_filter_s=round(big["rare_filter_s"], 4),
+        rare_filter_and_order_s=round(big["rare_filter_order_s"], 4),
+        load_average=Path("/proc/loadavg").read_text().split()[:3],
     )

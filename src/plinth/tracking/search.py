@@ -28,13 +28,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, not_, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, not_, or_, select
 from sqlalchemy.orm import aliased
 
 from plinth.core.errors import InvalidInput
 from plinth.tracking.tables import LatestMetric, Run, RunParam, RunTag
 
-__all__ = ["Comparison", "FieldRef", "compile_filter", "compile_order_by", "parse_filter", "parse_order_by"]
+__all__ = [
+    "Binder",
+    "Comparison",
+    "FieldRef",
+    "compile_filter",
+    "compile_order_by",
+    "filter_shape",
+    "bind_driver_values",
+    "bind_filter_values",
+    "driver_query",
+    "index_drivers",
+    "parse_filter",
+    "parse_order_by",
+]
 
 MAX_FILTER_LENGTH = 10_000
 
@@ -417,7 +430,9 @@ def _condition(column: Any, op: str, value: Any, sqlite: bool) -> ColumnElement[
     elif base == ">=":
         expr = column >= value
     elif base == "LIKE":
-        expr = column.op("GLOB")(_like_to_glob(value)) if sqlite else column.like(value)
+        expr = (
+            column.op("GLOB", is_comparison=True)(value) if sqlite else column.like(value)
+        )  # value: already a GLOB pattern
     elif base == "ILIKE":
         expr = column.ilike(value)
     elif base == "IN":
@@ -427,34 +442,144 @@ def _condition(column: Any, op: str, value: Any, sqlite: bool) -> ColumnElement[
     return not_(expr) if negated else expr
 
 
-def compile_filter(node: Node | None, *, sqlite: bool) -> ColumnElement[bool] | None:
-    """The filter as a SQLAlchemy condition on ``Run`` (bound parameters only)."""
+class Binder:
+    """Values of a statement as named bound parameters (``v0``, ``v1``, … in the order bound).
+
+    A statement built with a binder depends only on the filter's shape (its fields'
+    entities, attributes and operators), not on its values or keys, so it can be built
+    once per shape and run again with another filter's ``values``.
+    """
+
+    def __init__(self, prefix: str = "v", build: bool = True) -> None:
+        self.prefix = prefix
+        self.build = build  # False: collect the values only (see ``bind_filter_values``)
+        self.values: dict[str, Any] = {}
+
+    def __call__(self, value: Any, expanding: bool = False) -> Any:
+        name = f"{self.prefix}{len(self.values)}"
+        self.values[name] = value
+        return bindparam(name, expanding=expanding) if self.build else None
+
+
+def bind_filter_values(node: Node | None, *, sqlite: bool, bind: Binder) -> None:
+    """Bind what ``compile_filter(node, bind=...)`` binds, in the same order, building no SQL."""
+    if node is None:
+        return
+    if isinstance(node, BoolOp | Not):
+        for part in node.parts if isinstance(node, BoolOp) else (node.part,):
+            bind_filter_values(part, sqlite=sqlite, bind=bind)
+        return
+    if node.field.entity != "attributes":
+        bind(node.field.key)
+    bind(_comparison_value(node, sqlite), isinstance(node.value, tuple))
+
+
+def _plain(value: Any, expanding: bool = False) -> Any:
+    return value
+
+
+def filter_shape(node: Node | None, *, sqlite: bool) -> tuple[Any, ...]:
+    """What a statement built by ``compile_filter(node, bind=Binder())`` depends on."""
+    if node is None:
+        return ()
+    if isinstance(node, BoolOp):
+        return (node.op, *(filter_shape(p, sqlite=sqlite) for p in node.parts))
+    if isinstance(node, Not):
+        return ("not", filter_shape(node.part, sqlite=sqlite))
+    key = node.field.key if node.field.entity == "attributes" else None
+    return (node.field.entity, key, node.op, sqlite)
+
+
+def _comparison_value(c: Comparison, sqlite: bool) -> Any:
+    if isinstance(c.value, tuple):
+        return [_value(c.field, v) for v in c.value]
+    value = _value(c.field, c.value)
+    return _like_to_glob(value) if sqlite and c.op.removeprefix("NOT ") == "LIKE" else value
+
+
+def _comparison_sql(column: Any, c: Comparison, sqlite: bool, bind: Any) -> ColumnElement[bool]:
+    return _condition(column, c.op, bind(_comparison_value(c, sqlite), isinstance(c.value, tuple)), sqlite)
+
+
+def compile_filter(
+    node: Node | None, *, sqlite: bool, bind: Any = None, driver: Comparison | None = None
+) -> ColumnElement[bool] | None:
+    """The filter as a SQLAlchemy condition on ``Run`` (bound parameters only).
+
+    With ``bind`` (a :class:`Binder`) keys and values become named parameters it collects.
+    ``driver`` (one of ``index_drivers(node)``) becomes ``Run.id IN (its index range)``, the
+    same condition as its ``EXISTS`` probe, which a planner can start from.
+    """
+    bind = bind or _plain
     if node is None:
         return None
     if isinstance(node, BoolOp):
-        parts = [compile_filter(p, sqlite=sqlite) for p in node.parts]
+        parts = [compile_filter(p, sqlite=sqlite, bind=bind, driver=driver) for p in node.parts]
         return and_(*parts) if node.op == "and" else or_(*parts)
     if isinstance(node, Not):
-        inner = compile_filter(node.part, sqlite=sqlite)
+        inner = compile_filter(node.part, sqlite=sqlite, bind=bind, driver=driver)
         assert inner is not None
         return not_(inner)
+    if node is driver:
+        return Run.id.in_(driver_query(node, sqlite=sqlite, bind=bind))
     field = node.field
-    value = [_value(field, v) for v in node.value] if isinstance(node.value, tuple) else _value(field, node.value)
     if field.entity == "attributes":
-        return _condition(getattr(Run, field.key), node.op, value, sqlite)
+        return _comparison_sql(getattr(Run, field.key), node, sqlite, bind)
     table: Any = {"metrics": LatestMetric, "params": RunParam, "tags": RunTag}[field.entity]
     # EXISTS, probed per run by primary key: a first page in the default order walks the runs
     # index and stops after max_results matches instead of materialising every match.
     return (
         select(table.run_id)
-        .where(table.run_id == Run.id, table.key == field.key, _condition(table.value, node.op, value, sqlite))
+        .where(table.run_id == Run.id, table.key == bind(field.key), _comparison_sql(table.value, node, sqlite, bind))
         .correlate(Run)
         .exists()
     )
 
 
-def compile_order_by(items: list[tuple[FieldRef, bool]]) -> tuple[list[tuple[Any, Any]], list[Any]]:
+_RANGE_OPS = {"=", "<", "<=", ">", ">=", "IN"}
+
+
+def _conjuncts(node: Node) -> list[Node]:
+    if isinstance(node, BoolOp) and node.op == "and":
+        return [c for part in node.parts for c in _conjuncts(part)]
+    return [node]
+
+
+def index_drivers(node: Node | None) -> list[Comparison]:
+    """Metric comparisons every match must pass that an index range answers.
+
+    Each is a top-level ``and`` term on a metric with =, <, <=, >, >= or IN: a range of the
+    ``latest_metrics (key, value, run_id)`` index (see ``driver_query``). Its ``EXISTS``
+    probe and ``Run.id IN (range)`` are the same condition, so compiling it as the latter
+    (``compile_filter(driver=...)``) never changes the result; it lets a very selective
+    filter start from the index instead of walking every run in scope.
+    """
+    if node is None:
+        return []
+    return [
+        part
+        for part in _conjuncts(node)
+        if isinstance(part, Comparison) and part.field.entity == "metrics" and part.op in _RANGE_OPS
+    ]
+
+
+def driver_query(c: Comparison, *, sqlite: bool, bind: Any = None) -> Any:
+    """The ids of the runs whose latest ``c.field`` passes ``c``: one range of the index."""
+    bind = bind or _plain
+    return select(LatestMetric.run_id).where(
+        LatestMetric.key == bind(c.field.key), _comparison_sql(LatestMetric.value, c, sqlite, bind)
+    )
+
+
+def bind_driver_values(c: Comparison, *, sqlite: bool, bind: Binder) -> None:
+    """Bind what ``driver_query(c, bind=...)`` binds, in the same order, building no SQL."""
+    bind(c.field.key)
+    bind(_comparison_value(c, sqlite), isinstance(c.value, tuple))
+
+
+def compile_order_by(items: list[tuple[FieldRef, bool]], bind: Any = None) -> tuple[list[tuple[Any, Any]], list[Any]]:
     """Outer joins to add and ORDER BY expressions; missing values (and NaN) sort last."""
+    bind = bind or _plain
     joins: list[tuple[Any, Any]] = []
     order: list[Any] = []
     for field, descending in items:
@@ -463,7 +588,7 @@ def compile_order_by(items: list[tuple[FieldRef, bool]]) -> tuple[list[tuple[Any
         else:
             table: Any = {"metrics": LatestMetric, "params": RunParam, "tags": RunTag}[field.entity]
             alias = aliased(table)
-            joins.append((alias, and_(alias.run_id == Run.id, alias.key == field.key)))
+            joins.append((alias, and_(alias.run_id == Run.id, alias.key == bind(field.key))))
             column = alias.value
         order.append(column.is_(None))
         order.append(column.desc() if descending else column.asc())

@@ -20,19 +20,11 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from sqlalchemy import (
-    Double,
-    String,
-    Text,
     and_,
     bindparam,
-    cast,
     func,
     insert,
-    literal_column,
-    null,
     select,
-    type_coerce,
-    union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -45,7 +37,8 @@ from plinth.core.names import validate_name
 from plinth.governance.tables import Project
 from plinth.tracking import schemas as s
 from plinth.tracking.history import chunk_row, downsample, merge_chunks
-from plinth.tracking.search import compile_filter, compile_order_by, parse_filter, parse_order_by
+from plinth.tracking.search import parse_filter, parse_order_by
+from plinth.tracking.search_plan import PLANS, cached_statement, find_page, page_values
 from plinth.tracking.tables import (
     KEY_LENGTH,
     Experiment,
@@ -637,72 +630,18 @@ def compare_runs(ctx: Context, run_ids: Sequence[str]) -> s.RunComparison:
     )
 
 
-def _page_by_metric(
-    conn: Any, columns_out: Sequence[Any], where: list[Any], key: str, descending: bool, offset: int, limit: int
-) -> list[Any]:
-    """A page ordered by one metric, in two index-ordered parts: the runs that have the metric
-    (walking ``latest_metrics`` by key and value, ties by run id), then those without it (or
-    NaN) newest first. Neither part sorts all runs, so a first page over millions is quick."""
-    has_value = and_(LatestMetric.key == key, LatestMetric.value.is_not(None))
-    value_order = LatestMetric.value.desc() if descending else LatestMetric.value.asc()
-    tie_order = LatestMetric.run_id.desc() if descending else LatestMetric.run_id.asc()
-    first = (
-        select(*columns_out)
-        .select_from(LatestMetric)
-        .join(Run, Run.id == LatestMetric.run_id)
-        .where(has_value, *where)
-        .order_by(value_order, tie_order)
-        .offset(offset)
-        .limit(limit)
-    )
-    rows = list(conn.execute(first).all())
-    if len(rows) == limit:
-        return rows
-    if rows or offset == 0:
-        with_metric = offset + len(rows)
-    else:  # the offset may lie past the first part: count it
-        with_metric = conn.execute(
-            select(func.count())
-            .select_from(LatestMetric)
-            .join(Run, Run.id == LatestMetric.run_id)
-            .where(has_value, *where)
-        ).scalar_one()
-    lacking = ~select(LatestMetric.run_id).where(LatestMetric.run_id == Run.id, has_value).exists()
-    rest = (
-        select(*columns_out)
-        .where(lacking, *where)
-        .order_by(Run.start_time.desc(), Run.id.desc())
-        .offset(max(0, offset - with_metric))
-        .limit(limit - len(rows))
-    )
-    return rows + list(conn.execute(rest).all())
+def _experiments_by_name() -> Any:
+    """(name, id) of a project's experiments named or numbered in ``names``, built once."""
 
+    def build() -> Any:
+        names = bindparam("names", expanding=True)
+        return (
+            select(Experiment.name, Experiment.id)
+            .join(Project, Project.id == Experiment.project_id)
+            .where(Project.name == bindparam("project"), Experiment.name.in_(names) | Experiment.id.in_(names))
+        )
 
-def _page_values(run_ids: Any) -> Any:
-    """Latest metrics, params and tags of some runs in one query: (kind, run_id, key, number, text)."""
-    no_text, no_number = cast(null(), Text), cast(null(), Double)
-    return union_all(
-        select(literal_column("0"), LatestMetric.run_id, LatestMetric.key, LatestMetric.value, no_text).where(
-            LatestMetric.run_id.in_(run_ids)
-        ),
-        select(literal_column("1"), RunParam.run_id, RunParam.key, no_number, RunParam.value).where(
-            RunParam.run_id.in_(run_ids)
-        ),
-        select(literal_column("2"), RunTag.run_id, RunTag.key, no_number, RunTag.value).where(
-            RunTag.run_id.in_(run_ids)
-        ),
-    )
-
-
-_BY_IDS: list[Any] = []
-
-
-def _page_values_by_ids() -> Any:
-    """``_page_values`` for a list of ids (the ``ids`` parameter), built once: building it
-    costs more than running it on a page of runs."""
-    if not _BY_IDS:
-        _BY_IDS.append(_page_values(bindparam("ids", expanding=True)))
-    return _BY_IDS[0]
+    return cached_statement(("experiments-by-name",), build)
 
 
 def _utc_times(values: list[Any]) -> list[Any]:
@@ -729,30 +668,30 @@ def search_runs(
     max_results: int = 1000,
     page_token: str | None = None,
     include_deleted: bool = False,
+    plan: str = "auto",
 ) -> s.RunTable:
     """Runs of the project (or of some experiments) that pass ``filter``, as columns.
 
-    Three queries whatever the number of runs: the project and the experiments, the page
-    of runs, then its latest metrics, params and tags (one UNION ALL).
+    A few queries whatever the number of runs: the project and the experiments, the
+    index probes of a filter on metrics, the page of runs, then its latest metrics, params
+    and tags (one UNION ALL). ``plan`` ("auto", "scan", "index") picks how the page is
+    found; every plan gives the same result ("scan" walks the runs in scope, "index"
+    starts from a metric comparison's index range where the filter has one).
     """
     ctx.require("read")
+    if plan not in PLANS:
+        raise InvalidInput(f"plan must be one of {', '.join(PLANS)}, got {plan!r}", field="plan")
     node = parse_filter(filter)
     order = parse_order_by(list(order_by) if order_by else None)
     if not isinstance(max_results, int) or not 1 <= max_results <= 50_000:
         raise InvalidInput(f"max_results must be 1 to 50000, got {max_results!r}", field="max_results")
     offset = _page_offset(page_token)
     sqlite_db = ctx.session.get_bind().dialect.name == "sqlite"
-    where: list[Any] = []
+    conn = ctx.session.connection()  # plain Core rows: no ORM loading for thousands of rows
     if experiments:
         names = list(experiments)
         # the project and the experiments in one query (the project's own only if none is found)
-        found = dict(
-            ctx.session.execute(
-                select(Experiment.name, Experiment.id)
-                .join(Project, Project.id == Experiment.project_id)
-                .where(Project.name == ctx.project, Experiment.name.in_(names) | Experiment.id.in_(names))
-            ).all()
-        )
+        found = dict(conn.execute(_experiments_by_name(), {"project": ctx.project, "names": names}).all())
         if not found:
             ctx.project_id()  # NotFound for a project that does not exist
         known = set(found) | set(found.values())
@@ -761,36 +700,12 @@ def search_runs(
             raise NotFound(
                 f"experiment {missing[0]!r} does not exist in project {ctx.project!r}", experiment=missing[0]
             )
-        exp_ids = list(set(found.values()))
-        # One experiment: an equality, so the (experiment, start_time, id) index serves the order too.
-        where.append(Run.experiment_id == exp_ids[0] if len(exp_ids) == 1 else Run.experiment_id.in_(exp_ids))
+        scope_column, scope_ids = "experiment_id", list(set(found.values()))
     else:
-        where.append(Run.project_id == ctx.project_id())
-    if not include_deleted:
-        where.append(Run.deleted_at.is_(None))
-    condition = compile_filter(node, sqlite=sqlite_db)
-    if condition is not None:
-        where.append(condition)
-    columns_out = (
-        Run.id,
-        Run.experiment_id,
-        Run.name,
-        Run.status,
-        Run.parent_id,
-        type_coerce(Run.start_time, String),  # parsed below, far faster than per-row processing
-        type_coerce(Run.end_time, String),
-        Run.created_by,
+        scope_column, scope_ids = "project_id", [ctx.project_id()]
+    page = find_page(
+        conn, node, order, scope_column, scope_ids, include_deleted, sqlite_db, plan, offset, max_results + 1
     )
-    conn = ctx.session.connection()  # plain Core rows: no ORM loading for thousands of rows
-    if len(order) == 1 and order[0][0].entity == "metrics":
-        page = _page_by_metric(conn, columns_out, where, order[0][0].key, order[0][1], offset, max_results + 1)
-    else:
-        q = select(*columns_out).where(*where)
-        joins, order_exprs = compile_order_by(order)
-        for target, on in joins:
-            q = q.outerjoin(target, on)
-        q = q.order_by(*order_exprs, Run.start_time.desc(), Run.id.desc()).offset(offset).limit(max_results + 1)
-        page = list(conn.execute(q).all())
     more = len(page) > max_results
     page = page[:max_results]
     ids = [r[0] for r in page]
@@ -798,13 +713,11 @@ def search_runs(
     n = len(ids)
     columns: dict[str, dict[str, list[Any]]] = {"metrics": {}, "params": {}, "tags": {}}
     if ids:
-        # The page is every run in scope (no filter to run again): select its values by the same
-        # conditions rather than by a long list of ids.
-        whole = offset == 0 and not more and condition is None
-        stmt = _page_values(select(Run.id).where(*where)) if whole else _page_values_by_ids()
+        whole = offset == 0 and not more and node is None
+        stmt, params = page_values(scope_column, scope_ids, include_deleted, whole)
         outs = (columns["metrics"], columns["params"], columns["tags"])
         for chunk in [ids] if whole else _chunks(ids):
-            for kind, run_id, key, number, text in conn.execute(stmt, {} if whole else {"ids": list(chunk)}).all():
+            for kind, run_id, key, number, text in conn.execute(stmt, params if whole else {"ids": list(chunk)}).all():
                 out = outs[kind]
                 col = out.get(key)
                 if col is None:
