@@ -124,3 +124,26 @@ def test_a_fresh_process_loads_a_pipeline_without_importing_skops(tmp_path: Path
     predictions, skops_imported = out.stdout.strip().splitlines()
     assert json.loads(predictions) == model.predict(X.head(10)).tolist()
     assert skops_imported == "False"
+
+
+def test_a_served_pipeline_takes_an_array_in_the_fitted_order_and_the_same_answers(tmp_path: Path) -> None:
+    import warnings
+
+    from plinth.serving import ServedModel
+
+    X, _ = iris()
+    save_model(iris_pipeline(), tmp_path / "m", input_example=X.head(2))
+    model = load(tmp_path / "m")
+    expected = model.predict(X)
+    predictor = model._predictor
+    assert predictor.array_input is False and predictor._x(X) is X  # a plain load keeps the frame
+    ServedModel("iris", "1", model)  # the model server switches the array path on
+    assert predictor.array_input is True
+    assert isinstance(predictor._x(X), np.ndarray)
+    reordered = X[list(reversed(X.columns))]
+    assert predictor._x(reordered) is reordered  # not the fitted order: the frame, as it came
+    with warnings.catch_warnings(record=True) as caught:  # the filters in force: the server's included
+        np.testing.assert_array_equal(model.predict(X), expected)
+        np.testing.assert_array_equal(model.predict(reordered), expected)
+    assert not [w for w in caught if "valid feature names" in str(w.message)]
+    assert model.prepare(X) is X  # the right numeric columns in order pass the signature as they are

@@ -204,3 +204,38 @@ def test_a_lone_request_does_not_wait_for_a_batch_to_fill(serve: Callable[..., A
         answers = [client.post("/v2/models/rec/infer", json=body([i])) for i in range(3)]
     assert [r.json()["outputs"][0]["data"] for r in answers] == [[1.0], [11.0], [21.0]]
     assert model.calls == [[0.0], [1.0], [2.0]]
+
+
+def test_a_quick_model_runs_on_the_event_loop_and_a_slow_one_on_the_thread() -> None:
+    import pandas as pd
+
+    from plinth.serving import MicroBatcher
+
+    threads: dict[str, set[int]] = {"quick": set(), "slow": set()}
+
+    def quick(frame: Any) -> Any:
+        threads["quick"].add(threading.get_ident())
+        return frame.iloc[:, 0].to_numpy() * 2
+
+    def slow(frame: Any) -> Any:
+        threads["slow"].add(threading.get_ident())
+        time.sleep(0.01)
+        return frame.iloc[:, 0].to_numpy() * 3
+
+    async def drive(predict: Any) -> tuple[list[Any], MicroBatcher, int]:
+        batcher = MicroBatcher(predict, max_batch_size=64, max_wait_ms=1, inline_below_ms=5)
+        batcher.start()
+        answers = []
+        for i in range(6):  # one after another: the first call measures the model's cost
+            answers.append(await batcher.submit(pd.DataFrame({"x": [float(i), 1.0]}), rows=2))
+        await batcher.stop()
+        return answers, batcher, threading.get_ident()
+
+    answers, batcher, loop_thread = asyncio.run(drive(quick))
+    assert [a.tolist() for a in answers] == [[2.0 * i, 2.0] for i in range(6)]
+    assert batcher.inline and batcher.cost_s is not None and batcher.cost_s < 0.005
+    assert loop_thread in threads["quick"] and len(threads["quick"]) == 2  # the thread once, then the loop
+    answers, batcher, loop_thread = asyncio.run(drive(slow))
+    assert [a.tolist() for a in answers] == [[3.0 * i, 3.0] for i in range(6)]
+    assert not batcher.inline and batcher.cost_s is not None and batcher.cost_s >= 0.01
+    assert loop_thread not in threads["slow"]  # a 10 ms model never blocks the event loop

@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import time
+import warnings
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -62,6 +63,9 @@ class ServedModel:
     model: Any
     uri: str = ""
     batcher: MicroBatcher | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        _array_input(self.model)
 
     @property
     def signature(self) -> Any:
@@ -439,6 +443,17 @@ class ModelServer:
         return JSONResponse(
             {"model_name": served.name, "model_version": served.version, "predictions": protocol.records_of(result)}
         )
+
+
+def _array_input(model: Any) -> None:
+    """Served scikit-learn models take their checked batches as one NumPy array (see the sklearn
+    flavor); scikit-learn's warning that the array has no feature names is then noise, since
+    the columns were matched to the fitted names first, and is silenced in this process."""
+    predictor = getattr(model, "_predictor", None)
+    if predictor is None or not hasattr(type(predictor), "array_input"):
+        return
+    predictor.array_input = True
+    warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
 
 
 def _sticky_value(route: Route, request: Request) -> str | None:

@@ -7,12 +7,18 @@ batches hold N requests; while the model runs, the requests that arrive form the
 Each request keeps its own rows together: one is never split across calls, one larger than
 the maximum runs alone, and the merged answer is cut back at the same offsets. A merged call
 that fails is retried request by request, so a bad row set fails only its own request.
+
+Where a call runs: on a worker thread at first; a model whose calls take under
+``inline_below_ms`` (an average of the recent ones) is then called on the event loop itself,
+which saves the thread hand-off and the contention for the GIL (a small scikit-learn pipeline
+takes well under a millisecond per batch); one that gets slower goes back to the thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -81,6 +87,7 @@ class MicroBatcher:
         max_batch_size: int = 1024,
         max_wait_ms: float = 2.0,
         on_batch: Callable[[int], None] | None = None,
+        inline_below_ms: float = 2.0,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
@@ -94,6 +101,8 @@ class MicroBatcher:
         self._executor: ThreadPoolExecutor | None = None
         self._busy = False
         self._expected = 1  # requests the next batch waits for: as many as the last one had
+        self.inline_below_s = inline_below_ms / 1000
+        self.cost_s: float | None = None  # a moving average of a call's seconds; None before the first
 
     def __repr__(self) -> str:
         return f"MicroBatcher(max_batch_size={self.max_batch_size}, max_wait_ms={self.max_wait_ms})"
@@ -184,7 +193,6 @@ class MicroBatcher:
         batch = [p for p in batch if not p.future.done()]  # a caller that went away
         if not batch:
             return
-        loop = asyncio.get_running_loop()
         if self.on_batch is not None:
             self.on_batch(sum(p.rows for p in batch))
         if len(batch) == 1:
@@ -192,7 +200,7 @@ class MicroBatcher:
             return
         try:
             merged = _concat([p.data for p in batch])
-            result = await loop.run_in_executor(self._executor, self.predict, merged)
+            result = await self._call(merged)
             if len(result) != len(merged):
                 raise RuntimeError(f"the model returned {len(result)} rows for {len(merged)}")
         except Exception:
@@ -205,10 +213,27 @@ class MicroBatcher:
                 p.future.set_result(_slice(result, offset, offset + p.rows))
             offset += p.rows
 
-    async def _run_alone(self, p: _Pending) -> None:
-        loop = asyncio.get_running_loop()
+    @property
+    def inline(self) -> bool:
+        """Whether the next call runs on the event loop (a model known to be quick)."""
+        return self.cost_s is not None and self.cost_s < self.inline_below_s
+
+    def _timed(self, data: Any) -> Any:
+        start = time.perf_counter()
         try:
-            result = await loop.run_in_executor(self._executor, self.predict, _frame_of(p.data))
+            return self.predict(data)
+        finally:
+            took = time.perf_counter() - start
+            self.cost_s = took if self.cost_s is None else 0.8 * self.cost_s + 0.2 * took
+
+    async def _call(self, data: Any) -> Any:
+        if self.inline:
+            return self._timed(data)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._timed, data)
+
+    async def _run_alone(self, p: _Pending) -> None:
+        try:
+            result = await self._call(_frame_of(p.data))
         except Exception as exc:
             if not p.future.done():
                 p.future.set_exception(exc)

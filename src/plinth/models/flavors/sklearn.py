@@ -197,9 +197,23 @@ class SklearnPredictor:
         self.raw = model
         self._frame = feature_names
 
+    # The model server turns this on (``array_input``): a frame whose columns are exactly the
+    # fitted ones, in order, and all numeric goes to scikit-learn as one NumPy array, the same
+    # values scikit-learn would take out of it, which skips its per-call DataFrame checks
+    # (about 3× the cost of a small batch's predict). Anything else goes as it came.
+    array_input = False
+
     def _x(self, data: Any) -> Any:
-        if not self._frame and hasattr(data, "to_numpy"):
+        if not hasattr(data, "to_numpy"):
+            return data
+        if not self._frame:
             return data.to_numpy()
+        if self.array_input:
+            names = getattr(self.raw, "feature_names_in_", None)
+            if names is not None and len(data.columns) == len(names) and (data.columns == names).all():
+                array = data.to_numpy()
+                if array.dtype.kind in "fiu":
+                    return array
         return data
 
     def predict(self, data: Any, **params: Any) -> Any:
