@@ -8,7 +8,9 @@ worker each, same machine):
   same no-op as a FastAPI route: the ceiling;
 * a plain FastAPI endpoint calling the pipeline once per request;
 * ``plinth serve`` v2 ``infer``: single rows and 100 rows, batching on and off;
-* a model with a fixed cost per call (5 ms), batching on and off;
+* a model with a fixed cost per call (5 ms), batching on and off: once as a wait that releases
+  the GIL (a GPU launch, a remote call), once as CPU work that holds it (a framework's
+  per-call overhead);
 * the time from starting ``plinth serve`` to its first ready answer.
 
     python -m benchmarks.serving.bench_serve                      # everything, ~10 s per target
@@ -86,14 +88,15 @@ def _model_folder(root: Path) -> Path:
     return folder
 
 
-def _fixed_cost_folder(root: Path) -> Path:
+def _fixed_cost_folder(root: Path, cpu: bool = False) -> Path:
     import pandas as pd
 
-    from benchmarks.serving.targets import FixedCostModel
+    from benchmarks.serving.targets import FixedCostModel, FixedCpuCostModel
     from plinth.models.packaging import save_model
 
-    folder = root / "fixed"
-    save_model(FixedCostModel(), folder, input_example=pd.DataFrame({"x": [1.0, 2.0]}))
+    folder = root / ("fixed_cpu" if cpu else "fixed")
+    model = FixedCpuCostModel() if cpu else FixedCostModel()
+    save_model(model, folder, input_example=pd.DataFrame({"x": [1.0, 2.0]}))
     return folder
 
 
@@ -275,6 +278,7 @@ def targets(work: Path, compare_src: str | None, rounds: int, only: list[str] | 
     """What to measure, in order; ``only``: the targets whose label contains one of these."""
     iris = _model_folder(work)
     fixed = _fixed_cost_folder(work)
+    fixed_cpu = _fixed_cost_folder(work, cpu=True)
     one, hundred = _rows(1), _rows(100)
     out: list[Target] = []
 
@@ -313,6 +317,9 @@ def targets(work: Path, compare_src: str | None, rounds: int, only: list[str] | 
                     add(f"plinth{r}", label, _plinth(iris, "iris", body, rows, *extra, src=src))
         for config, extra in configs:
             add(f"fixed{r}", f"fixed 5 ms/call model, 1 row, {config}", _plinth(fixed, "fixed", fixed_body, 1, *extra))
+        for config, extra in configs:
+            label = f"fixed 5 ms CPU/call model, 1 row, {config}"
+            add(f"fixedcpu{r}", label, _plinth(fixed_cpu, "fixed_cpu", fixed_body, 1, *extra))
     return out
 
 
@@ -355,7 +362,11 @@ def summary(results: list[Measured]) -> dict[str, Any]:
     if mlflow100 and on100:
         out["100 rows: plinth / mlflow rows/s (target >= 10)"] = round(on100.rows_per_s / mlflow100.rows_per_s, 1)
     if fixed_on and fixed_off:
-        out["fixed-cost model: batching on / off (target >= 3)"] = round(fixed_on.rps / fixed_off.rps, 1)
+        out["fixed-cost model (waits): batching on / off (target >= 3)"] = round(fixed_on.rps / fixed_off.rps, 1)
+    cpu_on = best("fixed 5 ms CPU/call model, 1 row, batching on")
+    cpu_off = best("fixed 5 ms CPU/call model, 1 row, batching off")
+    if cpu_on and cpu_off:
+        out["fixed-cost model (CPU): batching on / off (target >= 3)"] = round(cpu_on.rps / cpu_off.rps, 1)
     ready = [m.ready_s for m in results if m.label.startswith("plinth serve") and "(before)" not in m.label]
     if ready:
         out["plinth serve -> first ready answer, s (median; target <= 3)"] = round(statistics.median(ready), 2)

@@ -88,11 +88,27 @@ def fastapi_pipeline() -> Any:
 
 
 class FixedCostModel(PythonModel):
-    """5 ms per call (a GPU launch, a remote call) plus 20 µs of work per row."""
+    """5 ms per call waited (a GPU launch, a remote call) plus 20 µs of work per row; the wait
+    releases the GIL, so calls without batching overlap on threads."""
 
     def predict(self, model_input: Any) -> Any:
         import numpy as np
 
         rows = len(model_input)
         time.sleep(0.005 + 0.00002 * rows)
+        return np.asarray(model_input["x"], dtype="float64") * 2.0
+
+
+class FixedCpuCostModel(PythonModel):
+    """5 ms of CPU per call (a framework's per-call overhead: graph setup, Python glue) plus
+    20 µs per row, computed while holding the GIL, so calls cannot overlap."""
+
+    def predict(self, model_input: Any) -> Any:
+        import numpy as np
+
+        rows = len(model_input)
+        end = time.perf_counter() + 0.005 + 0.00002 * rows
+        spins = 0
+        while time.perf_counter() < end:
+            spins += 1
         return np.asarray(model_input["x"], dtype="float64") * 2.0
