@@ -72,7 +72,7 @@ def serve(
     import uvicorn
 
     from plinth.cli.output import fail
-    from plinth.serving import ServingOptions, update_deployment
+    from plinth.serving import ServingOptions
     from plinth.serving.launch import ENV, ServeSpec, build_server
 
     if bool(uris) == bool(deployment):
@@ -109,6 +109,8 @@ def serve(
             f"{', '.join(server.enricher.entity_keys or [])}"
         )
     if deployment:
+        from plinth.serving import update_deployment  # the metadata store: only for a deployment
+
         update_deployment(deployment, status="serving", status_message=f"{host}:{port}", project=project)
     # uvicorn re-raises SIGTERM after a graceful shutdown: make it an exit that runs `finally`
     signal.signal(signal.SIGTERM, _exit)
@@ -122,6 +124,8 @@ def serve(
             uvicorn.run("plinth.serving.launch:app_from_env", factory=True, workers=workers, **run)
     finally:
         if deployment:
+            from plinth.serving import update_deployment
+
             update_deployment(deployment, status="stopped", status_message="", project=project)
 
 
