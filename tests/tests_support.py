@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -53,3 +54,11 @@ def quiet_tracking(monkeypatch: Any) -> Iterator[None]:
     if sdk._buffer is not None:
         with contextlib.suppress(Exception):
             sdk._buffer.flush(timeout=30)
+
+
+def run_async(coro: Any) -> Any:
+    """Run ``coro`` on a loop of its own thread: a session fixture (the browser) may hold this one's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

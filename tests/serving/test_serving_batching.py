@@ -17,14 +17,7 @@ import numpy as np
 
 from plinth.models.signature import ColumnSpec, Signature, TensorSpec, prepare_input
 from plinth.serving import ServedModel, ServingOptions
-
-
-def run_async(coro: Any) -> Any:
-    """Run ``coro`` on a loop of its own thread: a session fixture (the browser) may hold this one's."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+from tests_support import run_async
 
 
 class Recorder:
@@ -231,11 +224,11 @@ def test_a_quick_model_runs_on_the_event_loop_and_a_slow_one_on_the_thread() -> 
         await batcher.stop()
         return answers, batcher, threading.get_ident()
 
-    answers, batcher, loop_thread = asyncio.run(drive(quick))
+    answers, batcher, loop_thread = run_async(drive(quick))
     assert [a.tolist() for a in answers] == [[2.0 * i, 2.0] for i in range(6)]
     assert batcher.inline and batcher.cost_s is not None and batcher.cost_s < 0.005
     assert loop_thread in threads["quick"] and len(threads["quick"]) == 2  # the thread once, then the loop
-    answers, batcher, loop_thread = asyncio.run(drive(slow))
+    answers, batcher, loop_thread = run_async(drive(slow))
     assert [a.tolist() for a in answers] == [[3.0 * i, 3.0] for i in range(6)]
     assert not batcher.inline and batcher.cost_s is not None and batcher.cost_s >= 0.01
     assert loop_thread not in threads["slow"]  # a 10 ms model never blocks the event loop

@@ -25,14 +25,7 @@ from plinth.core.errors import Conflict, InvalidInput, NotFound
 from plinth.core.platform import Platform
 from plinth.registry import service as registry
 from plinth.serving import service as svc
-
-
-def run_async(coro: Any) -> Any:
-    """Run ``coro`` on a loop of its own thread: a session fixture (the browser) may hold this one's."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+from tests_support import run_async
 
 
 @pytest.fixture

@@ -17,12 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 import tritonclient.grpc as tgrpc
 from test_serving_cli import start_serving, stop
-from test_serving_deployments import plinth_cli, run_async
+from test_serving_deployments import plinth_cli
 from tritonclient.utils import InferenceServerException
 
 from plinth.core.platform import Platform
 from plinth.serving import ServingOptions, load_served
-from tests_support import free_port_for_subprocess
+from tests_support import free_port_for_subprocess, run_async
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 # driver_id -> (conv_rate, trips); the label is trips > 5. Driver 7's only row is older than the ttl.
