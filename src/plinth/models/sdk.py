@@ -110,20 +110,29 @@ def _cache_root() -> Path:
     return load_settings().home / "cache" / "models"
 
 
-def _locate(uri: str, project: str | None) -> tuple[str, str, str]:
-    """(artifact owner, name prefix, manifest sha256) of a model reference."""
+def resolve_reference(uri: str, project: str | None = None, field: str = "uri") -> tuple[Any, Any]:
+    """A model reference, checked: ``(parsed reference, registry version)``; the version (alias
+    resolved) for ``models:/<name>/<version>`` or ``@<alias>``, None for ``runs:/<id>/<path>``.
+    InvalidInput names ``field`` for a reference to a whole model or a whole run."""
     ref = parse_reference(uri, {"runs", "models"})
     if ref.kind == "models":
         from plinth.registry.sdk import resolve
 
         if ref.version is None and ref.alias is None:
             raise InvalidInput(
-                f"{uri!r} names a model, not a version: use models:/{ref.name}/<version> or @<alias>", field="uri"
+                f"{uri!r} names a model, not a version: use models:/{ref.name}/<version> or @<alias>", field=field
             )
-        version = resolve(uri, project=project)
-        return version.artifact_owner, "", version.manifest_sha256
+        return ref, resolve(uri, project=project)
     if ref.version is None:
-        raise InvalidInput(f"{uri!r} names a run, not a model in it: use runs:/<run_id>/<path>", field="uri")
+        raise InvalidInput(f"{uri!r} names a run, not a model in it: use runs:/<run_id>/<path>", field=field)
+    return ref, None
+
+
+def _locate(uri: str, project: str | None) -> tuple[str, str, str]:
+    """(artifact owner, name prefix, manifest sha256) of a model reference."""
+    ref, version = resolve_reference(uri, project)
+    if version is not None:
+        return version.artifact_owner, "", version.manifest_sha256
     from plinth.artifacts.sdk import get_artifact
 
     owner, prefix = f"runs:/{ref.name}", ref.version.rstrip("/") + "/"

@@ -232,8 +232,7 @@ def _score_on_ray(
 # --- planning: everything checked before a row is written ---------------------------------------
 def _resolve_model(uri: str, project: str | None) -> tuple[str, str, Path]:
     """(pinned reference, its lineage node, the verified local folder) of a model reference."""
-    from plinth.core.uris import parse_reference
-    from plinth.models.sdk import fetch
+    from plinth.models.sdk import fetch, resolve_reference
 
     if not isinstance(uri, str) or ":/" not in uri:
         raise InvalidInput(
@@ -241,17 +240,10 @@ def _resolve_model(uri: str, project: str | None) -> tuple[str, str, Path]:
             "reference (lineage needs one)",
             field="model",
         )
-    ref = parse_reference(uri, {"runs", "models"})
-    if ref.kind == "models":
-        from plinth.registry.sdk import resolve
-
-        if ref.version is None and ref.alias is None:
-            raise InvalidInput(f"{uri!r} names a model, not a version: add /<version> or @<alias>", field="model")
-        version = resolve(uri, project=project)
+    ref, version = resolve_reference(uri, project, field="model")
+    if version is not None:
         pinned = f"models:/{version.name}/{version.version}"
         return pinned, pinned, fetch(pinned, project)
-    if ref.version is None:
-        raise InvalidInput(f"{uri!r} names a run, not a model in it: use runs:/<run_id>/<path>", field="model")
     return uri, f"runs:/{ref.name}", fetch(uri, project)
 
 

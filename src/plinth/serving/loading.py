@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plinth.core.errors import InvalidInput
 from plinth.serving.app import Route, ServedModel
 
 __all__ = ["load_deployment", "load_served"]
@@ -12,24 +11,16 @@ __all__ = ["load_deployment", "load_served"]
 
 def load_served(uri: str, *, name: str | None = None, trust: bool = False, project: str | None = None) -> ServedModel:
     """Load ``uri`` once; ``models:/churn@champion`` is served as ``churn`` at the version the alias names."""
-    from plinth.core.uris import parse_reference
     from plinth.models import load
+    from plinth.models.sdk import resolve_reference
 
     if ":/" not in uri:
         folder = Path(uri)
         return ServedModel(name or folder.resolve().name, "1", load(folder, trust=trust), uri)
-    ref = parse_reference(uri, {"runs", "models"})
-    if ref.kind == "models":
-        from plinth.registry.sdk import resolve
-
-        if ref.version is None and ref.alias is None:
-            raise InvalidInput(f"{uri!r} names a model, not a version: add /<version> or @<alias>", field="uri")
-        version = resolve(uri, project=project)
-        pinned = f"models:/{version.name}/{version.version}"
-        model = load(pinned, trust=trust, project=project)
+    ref, version = resolve_reference(uri, project)
+    if version is not None:
+        model = load(f"models:/{version.name}/{version.version}", trust=trust, project=project)
         return ServedModel(name or version.name, str(version.version), model, uri)
-    if ref.version is None:
-        raise InvalidInput(f"{uri!r} names a run, not a model in it: use runs:/<run_id>/<path>", field="uri")
     model = load(uri, trust=trust, project=project)
     return ServedModel(name or ref.version.rstrip("/").rsplit("/", 1)[-1], ref.name, model, uri)
 
