@@ -105,11 +105,12 @@ async def online_features(
 ) -> Response:
     """The feature server's lookup. It runs on the event loop, not in the thread pool: a
     lookup takes well under a millisecond, less than the hops to a worker thread would."""
-    from plinth.features.online import get_online_features
+    from plinth.features.online import get_online_features, lookup_context
 
     caller = get_caller(request, authenticate_request(request), project)
-    result = caller.call(
-        get_online_features,
+    ctx = lookup_context(caller.platform, caller.actor, caller.project, caller.request_id)  # no transaction
+    result = get_online_features(
+        ctx,
         entity_rows=body.entity_rows,
         features=body.features,
         feature_service=body.feature_service,

@@ -4,7 +4,9 @@ An index is a view's source reduced to what a point-in-time join needs: the join
 the event time (UTC microseconds) and the declared features, one row per (keys, event
 time) — the newest ``created`` wins a tie — sorted by keys then event time. It is built
 once per source version (a new dataset version, Delta commit or Parquet file makes a new
-one) and cached in memory, least recently used dropped beyond a byte budget.
+one), at ``apply`` or on first use, and cached in memory, least recently used dropped
+beyond a byte budget, and on disk (:mod:`plinth.features.index_files`), where a fresh
+process finds it.
 
 For a single join key (integer or string) the index also carries a *probe*: every row's
 key rank and event time packed in one sorted int64 array. Finding, for each entity row,
@@ -16,12 +18,14 @@ by DuckDB's ``ASOF JOIN`` instead (:mod:`plinth.features.offline`).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -29,15 +33,27 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from plinth.core.context import Context
+from plinth.features.index_files import index_root, load_index, save_index
 from plinth.features.service import ViewPlan
 
-__all__ = ["Probe", "ViewIndex", "in_threads", "index_cache", "probe", "view_index", "view_indexes"]
+__all__ = [
+    "Probe",
+    "ViewIndex",
+    "build_after_commit",
+    "cached_index",
+    "in_threads",
+    "index_cache",
+    "probe",
+    "view_index",
+    "view_indexes",
+]
 
 INDEX_CACHE_BYTES = 2 << 30
 TS = "__plinth_ts"
 CREATED = "__plinth_created"
 _PACK_LIMIT = 1 << 62
 _SCAN_BATCH = 1 << 24
+log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -136,6 +152,11 @@ class _IndexCache:
         with self._lock:
             return self._building.setdefault(key, threading.Lock())
 
+    def indexes(self) -> list[ViewIndex]:
+        """The indexes held now, least recently used first."""
+        with self._lock:
+            return list(self._items.values())
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -185,15 +206,31 @@ def view_indexes(ctx: Context, views: list[ViewPlan]) -> list[ViewIndex]:
     """The indexes of several views; those not cached are built side by side in threads (the
     Parquet reads and the sorts release the GIL). Sources are opened first, in this thread."""
     opened = [open_view_source(ctx, v) for v in views]
-    found: list[ViewIndex | None] = [index_cache.get(key) for _, key in opened]
+    found: list[ViewIndex | None] = [cached_index(ctx, *o) for o in opened]
     missing = [i for i, f in enumerate(found) if f is None]
     for i in missing:
         check_view_source(opened[i][0], views[i])
 
-    built = in_threads(lambda i: _cached_build(opened[i][0], opened[i][1], views[i]), missing)
+    root = index_root(ctx.settings)
+    built = in_threads(lambda i: _cached_build(root, opened[i][0], opened[i][1], views[i]), missing)
     for i, index in zip(missing, built, strict=True):
         found[i] = index
     return [f for f in found if f is not None]
+
+
+def build_after_commit(ctx: Context, views: list[ViewPlan]) -> None:
+    """Once ``ctx``'s transaction commits, build (or find) the views' indexes and keep them on
+    disk, so that the first retrieval, in this process or a fresh one, reads them ready-made.
+    A source that cannot be read now is left for the retrieval to report."""
+    from sqlalchemy import event
+
+    def build_now(_session: Any) -> None:
+        try:
+            view_indexes(ctx, views)
+        except Exception as exc:  # noqa: BLE001 - an optimisation: the retrieval builds and reports
+            log.warning("feature indexes were not built after apply: %s", exc)
+
+    event.listen(ctx.session, "after_commit", build_now, once=True)
 
 
 def in_threads(fn: Callable[[_T], _R], items: list[_T]) -> list[_R]:
@@ -207,18 +244,30 @@ def in_threads(fn: Callable[[_T], _R], items: list[_T]) -> list[_R]:
         return list(pool.map(fn, items))
 
 
-def _cached_build(opened: Any, key: tuple[Any, ...], view: ViewPlan) -> ViewIndex:
+def cached_index(ctx: Context, opened: Any, key: tuple[Any, ...]) -> ViewIndex | None:
+    """The index of this source version from memory, else from disk (then kept in memory)."""
+    found = index_cache.get(key)
+    if found is None:
+        found = load_index(index_root(ctx.settings), opened.uri, key)
+        if found is not None:
+            index_cache.put(key, found)
+    return found
+
+
+def _cached_build(root: Path, opened: Any, key: tuple[Any, ...], view: ViewPlan) -> ViewIndex:
     found = index_cache.get(key)
     if found is not None:
         return found
     with index_cache.lock_for(key):
-        found = index_cache.get(key)
+        found = index_cache.get(key) or load_index(root, opened.uri, key)
         if found is not None:
+            index_cache.put(key, found)
             return found
         src = view.spec["source"]
         built = build(opened.dataset, view.join_keys, src["timestamp_field"], src.get("created_field"), view.dtypes)
         built.source_ref = opened.ref
         index_cache.put(key, built)
+        save_index(root, opened.uri, key, built)
         return built
 
 
@@ -290,6 +339,8 @@ def _sort_order(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(order, packed[order]), ties kept as read. The row number rides in the low bits when it
     fits, so that a value sort (several times faster than ``argsort``) gives the order."""
     n = len(packed)
+    if n == 0:
+        return np.zeros(0, np.int64), packed
     row_bits = max(n - 1, 1).bit_length()
     if int(packed.max()).bit_length() + row_bits <= 62:
         both = np.left_shift(packed, row_bits)
@@ -395,29 +446,62 @@ def make_probe(table: pa.Table, keys: list[str]) -> Probe | None:
     return Probe(ranks * width + (ts - tmin), width, tmin, unique=key.filter(pa.array(new_key)))
 
 
-def probe(index: ViewIndex, key: Any, when: np.ndarray, known: np.ndarray, ttl_us: int | None) -> pa.Array:
-    """For each entity row, the row of ``index.data`` to take (null: nothing in the window).
+def probe(
+    index: ViewIndex, key: Any, when: np.ndarray, known: np.ndarray, ttl_us: int | None, order: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each entity row, the row of ``index.data`` to take and whether it counts (False:
+    nothing in the window); and the order that sorts the entity rows by (key, time).
 
     ``when`` holds the entity timestamps as UTC microseconds, ``known`` whether each is
     not null. The newest row with the same key and ``ts <= when`` is found by binary
-    search; it counts if ``ts >= when - ttl`` (both boundaries inside).
+    search; it counts if ``ts >= when - ttl`` (both boundaries inside). Ranks and time
+    steps grow with key and time in every index, so the ``order`` one view's probe returns
+    sorts the next view's needles too (pass it on: one sort per call, not one per view).
     """
     p = index.probe
     assert p is not None
+    n = len(when)
     if len(p.packed) == 0:
-        return pa.nulls(len(when), pa.int64())
+        return np.zeros(n, np.int64), np.zeros(n, bool), order if order is not None else np.arange(n)
     ranks = p.ranks(key)
-    needles = ranks * p.width + p.steps(when)
-    order = np.argsort(needles, kind="stable")  # sorted needles walk the index in order: 4x faster
-    pos = np.empty(len(needles), dtype=np.int64)
-    pos[order] = np.searchsorted(p.packed, needles[order], side="right")
+    held = ranks >= 0
+    needles = np.where(held, ranks, 0) * p.width + p.steps(when) + 1  # >= 0: sortable as values
+    if order is None:  # sorted needles walk the index in order: several times faster
+        order, ordered = _sort_order(needles)
+    else:
+        ordered = needles[order]
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.searchsorted(p.packed, ordered - 1, side="right")
     pos -= 1
     safe = np.clip(pos, 0, None)
     hit = p.packed[safe]
-    ok = known & (ranks >= 0) & (pos >= 0) & (hit // p.width == ranks)
+    ok = known & held & (pos >= 0) & (hit // p.width == ranks)
     if ttl_us is not None:
         ok &= (hit % p.width) * p.step + p.tmin >= when - ttl_us
-    return pa.array(index.data_rows(safe), mask=~ok)
+    return index.data_rows(safe), ok, order
+
+
+def take_rows(table: pa.Table, rows: np.ndarray, ok: np.ndarray) -> list[pa.Array]:
+    """``table``'s columns at ``rows``, null where ``ok`` is False. Arrow's take with a
+    masked index is several times slower than without: take every row, then lay one
+    validity bitmap over the columns that have no nulls of their own."""
+    if not ok.any():  # nothing to take (an empty index has no row to point at)
+        return [pa.nulls(len(ok), t) for t in table.schema.types]
+    taken = table.take(pa.array(rows))
+    arrays = [c.combine_chunks() if c.num_chunks != 1 else c.chunk(0) for c in taken.columns]
+    missing = len(ok) - int(np.count_nonzero(ok))
+    if missing == 0:
+        return arrays
+    bitmap = pa.py_buffer(np.packbits(ok, bitorder="little"))
+    out = []
+    for arr in arrays:
+        t = arr.type
+        plain = not (pa.types.is_nested(t) or pa.types.is_dictionary(t) or pa.types.is_null(t))
+        if plain and arr.null_count == 0 and arr.offset == 0:
+            out.append(pa.Array.from_buffers(t, len(arr), [bitmap, *arr.buffers()[1:]], null_count=missing))
+        else:
+            out.append(pc.if_else(pa.array(ok), arr, pa.nulls(len(arr), t)))
+    return out
 
 
 def newest(index: ViewIndex, keys: list[str], start_us: int | None, end_us: int) -> tuple[pa.Table, int]:

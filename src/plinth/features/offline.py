@@ -8,11 +8,13 @@ with nulls where a view has nothing in the window. These are Feast's documented
 semantics.
 
 How: each view's source is turned once into an *index*, an Arrow table deduplicated per
-(join keys, event timestamp) by newest ``created`` and sorted, cached in memory and keyed
-by the source's version (a new dataset version, Delta commit or Parquet file makes a new
-index). A query is then one DuckDB statement: the entity frame ``ASOF LEFT JOIN`` each
-index, the ttl applied as a condition on the matched row. DuckDB runs under a memory
-limit and spills to disk beyond it.
+(join keys, event timestamp) by newest ``created`` and sorted, cached in memory and on disk
+and keyed by the source's version (a new dataset version, Delta commit or Parquet file
+makes a new index; :mod:`plinth.features.index`). For a single join key a query is a
+vectorized binary search of each index, one sort of the entity rows shared by the views;
+otherwise one DuckDB statement: the entity frame ``ASOF LEFT JOIN`` each index, the ttl
+applied as a condition on the matched row (DuckDB runs under a memory limit and spills to
+disk beyond it).
 
 Timestamps: timezone-naive values, in the entity frame or in a source, are UTC; aware
 values are converted to UTC; the output's timestamps are UTC (aware). A pandas column
@@ -24,11 +26,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from plinth.core.context import Context
 from plinth.core.errors import InvalidInput
-from plinth.features.index import TS, ViewIndex, probe, view_indexes
+from plinth.features.index import TS, ViewIndex, probe, take_rows, view_indexes
 from plinth.features.naming import closest
 from plinth.features.service import OdfvPlan, Resolution, ViewPlan
 from plinth.features.sources import type_label
@@ -181,7 +184,7 @@ def prepare_entities(table: pa.Table, timestamp_column: str, res: Resolution, wh
                     column=field,
                 )
     table = table.append_column(ETS, naive)
-    return table.append_column(ROW, pa.array(range(table.num_rows), pa.int64()))
+    return table.append_column(ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))
 
 
 def _cast_key(table: pa.Table, key: str, view: ViewPlan, what: str) -> pa.Table:
@@ -275,12 +278,13 @@ def _probe_join(part: pa.Table, indexes: list[tuple[ViewPlan, ViewIndex]], user_
     known = ets.is_valid().to_numpy(zero_copy_only=False)
     when = ets.cast(pa.int64()).fill_null(0).to_numpy()
     table = part.select(user_cols)
+    orders: dict[str, Any] = {}  # per join key: the entity rows' order by (key, time), sorted once
     for view, index in indexes:
-        key = part.column(view.join_keys[0]).combine_chunks()
-        rows = probe(index, key, when, known, view.ttl_us)
-        taken = index.data.select(view.features).take(rows)
-        for feat in view.features:
-            table = table.append_column(f"{view.name}__{feat}", taken.column(feat))
+        name = view.join_keys[0]
+        key = part.column(name).combine_chunks()
+        rows, ok, orders[name] = probe(index, key, when, known, view.ttl_us, orders.get(name))
+        for feat, arr in zip(view.features, take_rows(index.data.select(view.features), rows, ok), strict=True):
+            table = table.append_column(f"{view.name}__{feat}", arr)
     return table
 
 

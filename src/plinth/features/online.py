@@ -35,7 +35,7 @@ from plinth.features.online_store import OnlineStore, Row, masked_url, open_onli
 from plinth.features.service import Resolution, ViewPlan, sub_context
 from plinth.features.tables import FeatureDefinition, FeatureOnlineWrite
 
-__all__ = ["get_online_features", "materialize", "materialize_incremental", "push"]
+__all__ = ["get_online_features", "lookup_context", "materialize", "materialize_incremental", "push"]
 
 CACHE_SECONDS = 10.0
 WRITE_BATCH = 20_000
@@ -61,7 +61,14 @@ def to_us(moment: datetime) -> int:
 
 
 def from_us(value: int) -> datetime:
+    if 0 <= value < _FLOAT_EXACT_US:  # a float's rounding error stays under half a microsecond
+        return _fromtimestamp(value / 1e6, UTC)
     return EPOCH + timedelta(microseconds=value)
+
+
+_FLOAT_EXACT_US = 4_000_000_000_000_000  # until 2096
+_fromtimestamp = datetime.fromtimestamp
+_ABSENT: Any = type("_Absent", (), {"__repr__": lambda self: "<absent>"})()
 
 
 def _utc(moment: Any, what: str) -> datetime:
@@ -280,7 +287,18 @@ def materialize(
             jobs.append(_ViewJob(row_id, plan, project_id, first))
     store = store_of(ctx)
     found = _newest_per_view(ctx, jobs, end)  # every source checked before anything is written
-    writes = [_write_newest(ctx, store, job, end, *newest) for job, newest in zip(jobs, found, strict=True)]
+    if store.concurrent_writes:  # one view's values are encoded while the store applies another's
+        from plinth.features.index import in_threads
+
+        stored = in_threads(lambda i: _store_newest(store, jobs[i], found[i][0]), list(range(len(jobs))))
+    else:
+        stored = [_store_newest(store, job, newest[0]) for job, newest in zip(jobs, found, strict=True)]
+    writes = [
+        _record_write(
+            ctx, job, "materialize", store, job.start, end, rows_read, written, max_ts, source_ref, seconds + took
+        )
+        for job, (_t, rows_read, source_ref, seconds), (written, max_ts, took) in zip(jobs, found, stored, strict=True)
+    ]
     return s.MaterializeResult(writes=writes, seconds=round(time.perf_counter() - started, 4))
 
 
@@ -294,9 +312,9 @@ def _newest_per_view(ctx: Context, jobs: list[_ViewJob], end: datetime) -> list[
     read, the seconds taken. From the view's index when the offline engine holds one; otherwise
     straight from the source, the views side by side in threads."""
     from plinth.features.index import (
+        cached_index,
         check_view_source,
         in_threads,
-        index_cache,
         newest,
         newest_from_source,
         open_view_source,
@@ -304,14 +322,14 @@ def _newest_per_view(ctx: Context, jobs: list[_ViewJob], end: datetime) -> list[
 
     opened = [open_view_source(ctx, job.plan) for job in jobs]
     for job, (source, key) in zip(jobs, opened, strict=True):
-        if index_cache.get(key) is None:
+        if cached_index(ctx, source, key) is None:
             check_view_source(source, job.plan)
 
     def one(i: int) -> tuple[pa.Table, int, str, float]:
         started = time.perf_counter()
         plan, first, (source, key) = jobs[i].plan, jobs[i].start, opened[i]
         start_us = to_us(first) if first is not None else None
-        index = index_cache.get(key)
+        index = cached_index(ctx, source, key)
         if index is not None:  # the offline engine's index of this source version: no scan at all
             table, rows_read = newest(index, plan.join_keys, start_us, to_us(end))
         else:
@@ -330,17 +348,8 @@ def _newest_per_view(ctx: Context, jobs: list[_ViewJob], end: datetime) -> list[
     return in_threads(one, list(range(len(jobs))))
 
 
-def _write_newest(
-    ctx: Context,
-    store: OnlineStore,
-    job: _ViewJob,
-    end: datetime,
-    table: pa.Table,
-    rows_read: int,
-    source_ref: str,
-    seconds: float,
-) -> s.OnlineWriteInfo:
-    """Write the newest rows of one view online and record the write."""
+def _store_newest(store: OnlineStore, job: _ViewJob, table: pa.Table) -> tuple[int, datetime | None, float]:
+    """Write one view's newest rows online: (rows written, newest event time, seconds)."""
     from plinth.features.index import TS
 
     started = time.perf_counter()
@@ -356,19 +365,7 @@ def _write_newest(
 
         newest_ts = pc.max(table.column(TS)).as_py()
         max_ts = newest_ts.replace(tzinfo=UTC) if newest_ts is not None else None
-    return _record_write(
-        ctx,
-        job,
-        "materialize",
-        store,
-        job.start,
-        end,
-        rows_read,
-        written,
-        max_ts,
-        source_ref,
-        seconds + time.perf_counter() - started,
-    )
+    return written, max_ts, time.perf_counter() - started
 
 
 def _record_write(
@@ -553,6 +550,22 @@ def _entity_columns(entity_rows: Any) -> tuple[dict[str, list[Any]], int]:
     raise InvalidInput("entity_rows must be a list of mappings or a mapping of column to values", field="entity_rows")
 
 
+def lookup_context(platform: Any, actor: Any, project: str, request_id: str | None = None) -> Context:
+    """A caller's context without a database session, for :func:`get_online_features` only:
+    it reads definitions from a cache (refreshed on a short transaction of its own) and
+    values from the online store, so a lookup opens no metadata transaction."""
+    platform.db.ensure_ready()
+    return Context(
+        actor=actor,
+        project=project,
+        session=None,  # type: ignore[arg-type]
+        stores=platform.stores,
+        settings=platform.settings,
+        clock=platform.clock,
+        request_id=request_id,
+    )
+
+
 def get_online_features(
     ctx: Context,
     entity_rows: Any,
@@ -575,33 +588,29 @@ def get_online_features(
     stamps: dict[str, list[datetime | None]] = {}
     statuses: dict[str, list[str]] = {}
     for view, found in zip(plan.views, answers, strict=True):
-        cols = {col: [None] * n for _f, _d, col in view.features}
-        stat = {col: ["not_found"] * n for _f, _d, col in view.features}
-        ts_out: list[datetime | None] = [None] * n
         oldest = None if view.ttl_us is None else now_us - view.ttl_us
-        fresh: list[int] = []
-        for i, hit in enumerate(found):
-            if hit is None:
-                continue
-            ts_out[i] = from_us(hit[0])
-            if oldest is not None and hit[0] < oldest:
-                for _f, _d, col in view.features:
-                    stat[col][i] = "expired"
-            else:
-                fresh.append(i)
+        stamps[view.name] = [None if hit is None else from_us(hit[0]) for hit in found]
+        fresh = [i for i, hit in enumerate(found) if hit is not None and (oldest is None or hit[0] >= oldest)]
         if len(fresh) == 1:
             decoded = [json.loads(found[fresh[0]][1])]  # type: ignore[index]
         else:  # one parse for every entity: the per-call overhead of json.loads dominates small objects
             decoded = json.loads("[" + ",".join(found[i][1] for i in fresh) + "]") if fresh else []  # type: ignore[index]
-        for i, values in zip(fresh, decoded, strict=True):
-            for feat, dtype, col in view.features:
-                if feat in values:
-                    value = values[feat]
-                    cols[col][i] = value if view.plain else _decode(value, dtype)
-                    stat[col][i] = "present"
-        out.update(cols)
-        statuses.update(stat)
-        stamps[view.name] = ts_out
+        whole = len(fresh) == n  # every entity found and fresh: the columns are the decoded values
+        for feat, dtype, col in view.features:
+            got = [d.get(feat, _ABSENT) for d in decoded]
+            if not view.plain:
+                got = [v if v is None or v is _ABSENT else _decode(v, dtype) for v in got]
+            if whole and _ABSENT not in got:
+                out[col], statuses[col] = got, ["present"] * n
+                continue
+            values: list[Any] = [None] * n
+            stat = ["not_found" if hit is None else "expired" for hit in found]
+            for i, value in zip(fresh, got, strict=True):
+                if value is not _ABSENT:
+                    values[i], stat[i] = value, "present"
+                else:
+                    stat[i] = "not_found"
+            out[col], statuses[col] = values, stat
     if plan.resolution.odfvs:
         out, statuses = _online_on_demand(plan, columns, out, statuses, n, full_feature_names)
     return s.OnlineFeatures.model_construct(

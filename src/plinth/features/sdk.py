@@ -337,17 +337,10 @@ def get_online_features(
 
 def _lookup_context(platform: Any, project: str | None) -> Any:
     """The embedded caller's context, without a database session (lookups read a cache)."""
-    from plinth.core.context import LOCAL_ADMIN, Context
+    from plinth.core.context import LOCAL_ADMIN
+    from plinth.features.online import lookup_context
 
-    platform.db.ensure_ready()
-    return Context(
-        actor=LOCAL_ADMIN,
-        project=project or "default",
-        session=None,  # type: ignore[arg-type]
-        stores=platform.stores,
-        settings=platform.settings,
-        clock=platform.clock,
-    )
+    return lookup_context(platform, LOCAL_ADMIN, project or "default")
 
 
 def push(

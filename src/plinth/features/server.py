@@ -75,4 +75,8 @@ def serve_features(
     echo(f"Plinth feature server on {public_url(host, port)}: POST /features/online")
     if not auth:
         echo("authentication is OFF (loopback only)")
+    import gc
+
+    gc.collect()
+    gc.freeze()  # what start-up loaded stays out of every later collection: shorter pauses in lookups
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -443,6 +443,7 @@ def apply(ctx: Context, objects: list[Any], prune: bool = False) -> s.ApplyResul
     now = ctx.now()
     by_name = {(NAMESPACE[sp["kind"]], sp["name"]): sp for sp in batch.specs}
     applied: list[s.DefinitionInfo] = []
+    views: list[ViewPlan] = []
     project_id = ctx.project_id()
     for change in batch.changes:
         key = (NAMESPACE[change.kind], change.name)
@@ -507,11 +508,25 @@ def apply(ctx: Context, objects: list[Any], prune: bool = False) -> s.ApplyResul
             {"kind": change.kind, "version": row.latest_version, "changes": change.changes[:50]},
         )
         if change.kind == "feature_view":
-            _record_source_lineage(ctx, change.name, row.latest_version, batch.resolved.get(change.name, {}))
+            resolved = batch.resolved.get(change.name, {})
+            _record_source_lineage(ctx, change.name, row.latest_version, resolved)
+            views.append(_view_plan(ctx, row.name, row.latest_version, row.spec, resolved, row.id))
         applied.append(definition_info(row))
     ctx.session.flush()
     _bump()
+    if views:  # built once the definitions are committed: the first retrieval finds them ready
+        from plinth.features.index import build_after_commit
+
+        build_after_commit(ctx, views)
     return s.ApplyResult(plan=s.Plan(changes=batch.changes), applied=applied)
+
+
+def _view_plan(
+    ctx: Context, name: str, version: int, spec: dict[str, Any], resolved: dict[str, Any], row_id: str
+) -> ViewPlan:
+    keys = resolved.get("join_keys") or _join_keys(ctx, spec)
+    features = [f["name"] for f in spec["schema"]]
+    return ViewPlan(name, version, spec, keys, resolved.get("join_key_types", {}), features, row_id)
 
 
 def _record_source_lineage(ctx: Context, view: str, version: int, resolved: dict[str, Any]) -> None:
