@@ -3,7 +3,9 @@
 * ``plinth.serving.predict_batch``: a dataset version (breast cancer from scikit-learn, its 569
   rows replicated to a few million, with a key and the label) scored by a registered
   StandardScaler + LogisticRegression pipeline, written as a new dataset version (Delta,
-  with its profile and lineage); one process, and ``--workers`` processes;
+  with its profile and lineage); one process, and ``--workers`` processes; and the same job
+  submitted to a Plinth server (``PLINTH_URI``: ``POST /api/v1/batch-jobs``, run by the
+  server, followed by the client until done) on a loopback port of this process;
 * the plain loop a user would write: ``pandas.read_parquet`` of the same Parquet files,
   ``pipeline.predict``, the key, label and prediction written with ``to_parquet``;
 * MLflow (its own environment): ``mlflow.pyfunc.load_model(...).predict`` of the same
@@ -95,6 +97,34 @@ def _plain_loop(pipeline: Any, features: list[str], files: list[str], out: str) 
     return rows
 
 
+def _start_server() -> tuple[str, Any]:
+    """A Plinth server (no auth) on the embedded platform, on a free loopback port; (url, server)."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from plinth.core.platform import local_platform
+    from plinth.server.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(local_platform(), auth=False), port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.01)
+    return f"http://127.0.0.1:{port}", server
+
+
+def _on_server(url: str) -> int:
+    import plinth
+    from plinth.client.backend import RemoteBackend, bound_backend
+
+    with bound_backend(RemoteBackend(url, None)):
+        return plinth.serving.predict_batch("models:/bc/1", "bc", "bc_scores").rows
+
+
 def _timed(fn: Callable[[], int]) -> tuple[float, int]:
     started = time.perf_counter()
     rows = fn()
@@ -109,15 +139,27 @@ def _loadavg() -> str:
 
 
 def run(
-    emit: Callable[..., None], replicas: int = 4000, rounds: int = 3, workers: int = 2, mlflow: bool = True
+    emit: Callable[..., None],
+    replicas: int = 4000,
+    rounds: int = 3,
+    workers: int = 2,
+    mlflow: bool = True,
+    server: bool = True,
 ) -> None:
     import plinth
 
     pipeline, features, files = _prepare(replicas)
     scratch = tempfile.mkdtemp(prefix="plinth-bench-out-")
-    times: dict[str, list[float]] = {"plinth": [], f"plinth_{workers}_workers": [], "plain_loop": [], "mlflow": []}
+    times: dict[str, list[float]] = {
+        "plinth": [],
+        f"plinth_{workers}_workers": [],
+        "plinth_server_job": [],
+        "plain_loop": [],
+        "mlflow": [],
+    }
     rows = 0
     plinth.serving.predict_batch("models:/bc/1", "bc", "bc_scores")  # warm: first imports, first writes
+    url, uv = _start_server() if server else (None, None)
     for r in range(rounds):
         seconds, rows = _timed(lambda: plinth.serving.predict_batch("models:/bc/1", "bc", "bc_scores").rows)
         times["plinth"].append(seconds)
@@ -128,9 +170,14 @@ def run(
                 lambda: plinth.serving.predict_batch("models:/bc/1", "bc", "bc_scores", workers=workers).rows
             )
             times[f"plinth_{workers}_workers"].append(seconds)
+        if url is not None:
+            seconds, _ = _timed(lambda: _on_server(url))  # type: ignore[arg-type]  # noqa: B023
+            times["plinth_server_job"].append(seconds)
         if mlflow:
             out = run_in_anchor("mlflow", _MLFLOW, json.dumps(files), f"{scratch}/mlflow-{r}.parquet")
             times["mlflow"].append(json.loads(out.strip().splitlines()[-1])["seconds"])
+    if uv is not None:
+        uv.should_exit = True
     medians = {k: statistics.median(v) for k, v in times.items() if v}
     emit(
         rows=rows,
@@ -139,6 +186,9 @@ def run(
         rows_per_second={k: round(rows / v) for k, v in medians.items()},
         ratio_plain_over_plinth=round(medians["plain_loop"] / medians["plinth"], 2),
         ratio_mlflow_over_plinth=round(medians["mlflow"] / medians["plinth"], 2) if "mlflow" in medians else None,
+        ratio_server_job_over_plinth=(
+            round(medians["plinth_server_job"] / medians["plinth"], 2) if "plinth_server_job" in medians else None
+        ),
         all_seconds={k: [round(x, 3) for x in v] for k, v in times.items() if v},
         loadavg=_loadavg(),
     )
@@ -150,10 +200,11 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="also time this many worker processes (1: not)")
     parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow anchor")
+    parser.add_argument("--no-server", action="store_true", help="skip the job submitted to a server")
     args = parser.parse_args()
 
     def _print(**fields: Any) -> None:
         print(json.dumps({"benchmark": "serving.bench_batch", **fields}), flush=True)
 
-    run(_print, args.replicas, args.rounds, args.workers, not args.no_mlflow)
+    run(_print, args.replicas, args.rounds, args.workers, not args.no_mlflow, not args.no_server)
     sys.exit(0)

@@ -9,9 +9,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from models_support import iris, iris_pipeline
+import plinth
+from models_support import iris, iris_pipeline, log_with_services
+from plinth.core.platform import Platform
+from plinth.registry import service as registry
 from tests_support import quiet_tracking
 
 
@@ -55,6 +60,7 @@ def serve() -> Iterator[Callable[..., Running]]:
     import uvicorn
 
     from plinth.serving import ModelServer
+    from plinth.serving.http_protocol import http_protocol
 
     started: list[tuple[Any, threading.Thread]] = []
 
@@ -62,7 +68,7 @@ def serve() -> Iterator[Callable[..., Running]]:
         server = ModelServer(models, options, inference_log)
         port = free_port()
         app = server.app if door is None else door(server)
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http=http_protocol())
         uv = uvicorn.Server(config)
         thread = threading.Thread(target=uv.run, daemon=True)
         thread.start()
@@ -78,3 +84,18 @@ def serve() -> Iterator[Callable[..., Running]]:
     for uv, thread in started:
         uv.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def flowers(platform: Platform) -> tuple[object, pd.DataFrame]:
+    """Model ``iris`` version 1 (scaler + logistic regression) and dataset ``flowers`` version 1
+    (iris three times over, with a key and the label)."""
+    X, y = iris()
+    model = iris_pipeline()
+    source = log_with_services(platform, model, input_example=X.head(3))
+    platform.caller().call(registry.register_version, name="iris", source=source)
+    frame = pd.concat([X] * 3, ignore_index=True)
+    frame.insert(0, "flower_id", np.arange(len(frame), dtype="int64"))
+    frame["species"] = np.tile(y.to_numpy(), 3)
+    plinth.data.ingest("flowers", frame, tags=["spring"])
+    return model, frame

@@ -15,25 +15,7 @@ import pandas as pd
 import pytest
 
 import plinth
-from models_support import iris, iris_pipeline, log_with_services
 from plinth.core.errors import Conflict, InvalidInput, NotFound
-from plinth.core.platform import Platform
-from plinth.registry import service as registry
-
-
-@pytest.fixture
-def flowers(platform: Platform) -> tuple[object, pd.DataFrame]:
-    """Model ``iris`` version 1 (scaler + logistic regression) and dataset ``flowers`` version 1
-    (iris three times over, with a key and the label)."""
-    X, y = iris()
-    model = iris_pipeline()
-    source = log_with_services(platform, model, input_example=X.head(3))
-    platform.caller().call(registry.register_version, name="iris", source=source)
-    frame = pd.concat([X] * 3, ignore_index=True)
-    frame.insert(0, "flower_id", np.arange(len(frame), dtype="int64"))
-    frame["species"] = np.tile(y.to_numpy(), 3)
-    plinth.data.ingest("flowers", frame, tags=["spring"])
-    return model, frame
 
 
 def _datasets() -> set[str]:

@@ -205,3 +205,89 @@ def test_plinth_serve_with_features_end_to_end(feature_repo: Path, tmp_path: Pat
         c.close()
         out = stop(proc)
     assert "filling conv_rate, trips from the online store by driver_id" in out
+
+
+def test_a_deployment_carries_its_features_through_every_door(  # type: ignore[no-untyped-def]
+    feature_repo: Path, platform: Platform, tmp_path: Path, live_server
+) -> None:
+    """``features`` stored with the deployment: checked at create and update (nothing written when
+    refused), shown by the CLI, REST and the page, and used by ``plinth serve --deployment``."""
+    import json
+
+    import pandas as pd
+    from sqlalchemy import func, select
+
+    import plinth
+    from models_support import log_with_services
+    from plinth.core.errors import InvalidInput, NotFound
+    from plinth.models import load
+    from plinth.registry import service as registry
+    from plinth.serving.tables import Deployment
+    from plinth.store.events import Event
+
+    example = pd.DataFrame({"conv_rate": [0.1, 0.2], "trips": [1.0, 2.0]})
+    source = log_with_services(platform, load(feature_repo, trust=True).raw, input_example=example)
+    platform.caller().call(registry.register_version, name="eta", source=source)
+
+    def written() -> tuple[int, int]:
+        with platform.db.session() as session:
+            return (
+                session.execute(select(func.count()).select_from(Deployment)).scalar_one(),
+                session.execute(select(func.count()).select_from(Event)).scalar_one(),
+            )
+
+    before = written()
+    with pytest.raises(NotFound, match="'nope'"):
+        plinth.serving.create_deployment("eta", "models:/eta/1", features="features:/nope")
+    with pytest.raises(InvalidInput, match="unknown feature 'driver_stats:speed' \\(no feature of that name\\)"):
+        plinth.serving.create_deployment("eta", "models:/eta/1", features=["driver_stats:speed"])
+    with pytest.raises(InvalidInput, match="missing_features must be one of error, null, not 'zero'"):
+        plinth.serving.create_deployment(
+            "eta", "models:/eta/1", features="features:/driver_model", missing_features="zero"
+        )
+    assert written() == before
+
+    made = plinth.serving.create_deployment("eta", "models:/eta/1", features="features:/driver_model")
+    assert (made.features, made.missing_features) == (["features:/driver_model"], "error")
+    changed = plinth.serving.update_deployment(
+        "eta", features=["driver_stats:conv_rate, driver_stats:trips"], missing_features="null"
+    )
+    assert (changed.features, changed.missing_features) == (["driver_stats:conv_rate", "driver_stats:trips"], "null")
+    with pytest.raises(InvalidInput, match="unknown feature 'driver_stats:speed'"):
+        plinth.serving.update_deployment("eta", features="driver_stats:speed")
+    assert plinth.serving.get_deployment("eta").features == changed.features  # the refused update wrote nothing
+    assert plinth.serving.update_deployment("eta", clear_features=True).features is None
+
+    home = tmp_path / "home"
+    args = ("--features", "features:/driver_model", "--missing-features", "error", "--json")
+    out = plinth_cli(home, "deploy", "update", "eta", *args)
+    assert out.exit_code == 0, out.output
+    assert (json.loads(out.output)["features"], json.loads(out.output)["missing_features"]) == (
+        ["features:/driver_model"],
+        "error",
+    )
+    out = plinth_cli(home, "deploy", "list", "--json")
+    assert out.exit_code == 0 and json.loads(out.output)[0]["features"] == ["features:/driver_model"]
+    out = plinth_cli(home, "deploy", "get", "eta")
+    assert out.exit_code == 0 and "features:/driver_model" in out.output and "missing_features" in out.output
+    with live_server.client(live_server.admin_token) as c:
+        assert c.get("/api/v1/deployments/eta").json()["features"] == ["features:/driver_model"]
+        r = c.patch("/api/v1/deployments/eta", json={"features": "features:/nope"})
+        assert r.status_code == 404 and "'nope'" in r.json()["error"]["message"]
+        page = c.get("/serving").text
+    assert '<code>features:/driver_model</code> <span class="muted">(missing: error)</span>' in page
+
+    # served: a request carrying only the entity key gets its features from the online store
+    refused = plinth_cli(home, "serve", "--deployment", "eta", "--trust", "--features", "driver_stats:trips")
+    assert refused.exit_code == 2 and "deployment 'eta' carries its features (features:/driver_model)" in refused.output
+    proc, c = start_serving(home, "--deployment", "eta", "--trust")
+    try:
+        r = c.post("/models/eta/predict", json={"records": [{"driver_id": 4}, {"driver_id": 2}]})
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == predicted(feature_repo, [DRIVERS[4], DRIVERS[2]])
+        r = c.post("/models/eta/predict", json={"records": [{"driver_id": 99}]})
+        assert r.status_code == 404 and "no online value of feature 'conv_rate' for driver_id=99" in r.json()["error"]
+    finally:
+        c.close()
+        out_text = stop(proc)
+    assert "filling conv_rate, trips from the online store by driver_id" in out_text

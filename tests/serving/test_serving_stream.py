@@ -215,3 +215,96 @@ def test_plinth_stream_command_and_bad_options(streams, model, tmp_path: Path) -
     with pytest.raises(InvalidInput, match="batch_size must be a positive number"):
         _worker(source, sink, batch_size=0).start()
     assert client.xlen(sink) == 4 and client.xinfo_groups(source)[0]["name"] == "cli"  # nothing else happened
+
+
+def test_workers_register_and_report_their_counts(streams, model, platform: Platform, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import plinth
+    from plinth.core.settings import load_settings
+    from plinth.serving import stream_workers as sw
+    from plinth.store.events import Event
+
+    client, source, sink = streams
+    rows = _rows(5)
+    for row in rows[:4]:
+        client.xadd(source, {k: str(v) for k, v in row.items()})
+    client.xadd(source, {"data": "not json"})
+    worker = _worker(source, sink, consumer="counted", batch_size=2)
+    stats = worker.run(max_entries=5)
+    worker.close()
+    assert (stats.consumed, stats.acked, stats.predicted, stats.dead) == (5, 5, 4, 1)
+    (seen,) = plinth.serving.list_stream_workers()
+    assert (seen.consumer, seen.group, seen.state, seen.model, seen.stale) == (
+        "counted",
+        "plinth",
+        "stopped",
+        "models:/iris/1",
+        False,
+    )
+    assert (seen.source, seen.sink) == (f"{REDIS}/{source}", f"{REDIS}/0/{sink}")
+    assert (seen.consumed, seen.acked, seen.predicted, seen.dead, seen.reclaimed, seen.batches) == (5, 5, 4, 1, 0, 3)
+    assert seen.stopped_at is not None and seen.stopped_at >= seen.started_at
+    assert plinth.serving.get_stream_worker(seen.id) == seen
+    from test_serving_deployments import plinth_cli
+
+    out = plinth_cli(tmp_path / "home", "stream-workers", "--json")
+    assert out.exit_code == 0 and [(w["consumer"], w["acked"]) for w in json.loads(out.output)] == [("counted", 5)]
+    out = plinth_cli(tmp_path / "home", "stream-workers", "nope")
+    assert out.exit_code == 4 and "stream worker 'nope' does not exist" in out.output
+    with platform.db.session() as session:
+        actions = [e.action for e in session.query(Event).filter(Event.resource == f"stream-workers:/{seen.id}")]
+    assert actions == ["stream_worker.start", "stream_worker.stop"]
+
+    # a restart under the same name takes the record over with fresh counts, running
+    again = _worker(source, sink, consumer="counted")
+    again.start()
+    again._register()
+    assert again.record.id == seen.id and (again.record.state, again.record.consumed) == ("running", 0)
+    # bad reports are refused and change nothing
+    caller = platform.caller()
+    with pytest.raises(InvalidInput, match="counts must be whole numbers of consumed, acked"):
+        caller.call(sw.report_worker, id=seen.id, counts={"eaten": 3})
+    with pytest.raises(InvalidInput, match="state must be one of running, stopped, failed"):
+        caller.call(sw.report_worker, id=seen.id, counts={}, state="paused")
+    # a worker that dies without a word shows as stale once its heartbeat is old
+    later = platform.clock() + sw.STALE_AFTER + sw.timedelta(seconds=1)
+    future = Platform(load_settings(home=tmp_path / "home"), clock=lambda: later)
+    try:
+        stale = future.caller().call(sw.get_worker, id=seen.id)
+    finally:
+        future.close()
+    assert (stale.state, stale.stale) == ("running", True)
+    again._report("failed", error="RuntimeError: boom")
+    again.close()
+    failed = plinth.serving.get_stream_worker(seen.id)
+    assert (failed.state, failed.error) == ("failed", "RuntimeError: boom")
+    with pytest.raises(InvalidInput, match="is failed: it registers again when it restarts"):
+        caller.call(sw.report_worker, id=seen.id, counts={})
+    assert sw.public_url("redis://user:secret@10.0.0.1:6380/2/in") == "redis://10.0.0.1:6380/2/in"
+
+
+def test_a_remote_worker_is_visible_through_rest_and_the_page(streams, model, remote_sdk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    client, source, sink = streams
+    for row in _rows(3):
+        client.xadd(source, {k: str(v) for k, v in row.items()})
+    env = {
+        **_env(tmp_path / "cli-home"),
+        "PLINTH_URI": remote_sdk.url,
+        "PLINTH_TOKEN": remote_sdk.admin_token,
+    }
+    cmd = [sys.executable, "-m", "plinth.cli.main", "stream", "--model", "models:/iris/1", "--consumer", "far"]
+    args = ["--source", f"{REDIS}/{source}", "--sink", f"{REDIS}/{sink}", "--block-ms", "100", "--max-entries", "3"]
+    done = subprocess.run([*cmd, *args, "--json"], env=env, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["acked"] == 3
+    with remote_sdk.client(remote_sdk.admin_token) as c:
+        (listed,) = c.get("/api/v1/stream-workers").json()
+        assert (listed["consumer"], listed["state"], listed["acked"], listed["created_by"]) == (
+            "far",
+            "stopped",
+            3,
+            "admin",
+        )
+        assert c.get(f"/api/v1/stream-workers/{listed['id']}").json()["consumed"] == 3
+        assert c.get("/api/v1/stream-workers/nope").status_code == 404
+        page = c.get("/serving").text
+    assert f'<tr data-worker="{listed["id"]}">' in page and '<td data-count="acked">3</td>' in page

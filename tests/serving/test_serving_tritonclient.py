@@ -69,7 +69,7 @@ def test_the_grpc_field_numbers_are_the_standard_ones() -> None:
 
     for name, ours in pb.DESCRIPTOR.message_types_by_name.items():
         assert fields(ours) == fields(theirs.DESCRIPTOR.message_types_by_name[name]), name
-    assert len(pb.DESCRIPTOR.message_types_by_name) == 14
+    assert len(pb.DESCRIPTOR.message_types_by_name) == 23
 
 
 def test_triton_http_client_health_metadata_and_infer(iris_server: Any, iris_folder: Path) -> None:
@@ -389,3 +389,62 @@ def test_grpc_typed_and_raw_contents_decode_to_the_same_tensor(datatype: str, va
         raw.raw_input_contents[0] = encode_raw(datatype, values)[:-1]
         with pytest.raises(InvalidInput, match=r"input 'x': BYTES element 2 needs 5 bytes, 4 are left"):
             request_body(raw)
+
+
+def test_triton_statistics_and_repository_index(serve: Callable[..., Any], iris_folder: Path) -> None:
+    """``ModelStatistics`` from the server's own counters and ``RepositoryIndex`` of what it serves,
+    asked by tritonclient's own calls."""
+    from plinth.models import load
+    from plinth.serving.app import Route
+
+    shadow = ServedModel("iris", "2", load(iris_folder))
+    models = [Route("iris", [load_served(str(iris_folder))], shadow=shadow), ServedModel("boom", "3", Exploding())]
+    running = serve(models, ServingOptions(grpc_port=0))
+    url = f"127.0.0.1:{running.server.grpc.port}"
+    X, _ = iris()
+    with tgrpc.InferenceServerClient(url) as client:
+        assert client.infer("iris", column_inputs(tgrpc, X.head(3))).as_numpy("output-0").shape == (3,)
+        assert client.infer("iris", column_inputs(tgrpc, X.head(2))).as_numpy("output-0").shape == (2,)
+        with pytest.raises(InferenceServerException, match="missing input 'petal_width'"):
+            client.infer("iris", column_inputs(tgrpc, X.head(2))[:3])
+        deadline = time.monotonic() + 10  # the shadow's calls run in the background
+        while time.monotonic() < deadline:
+            stats = client.get_inference_statistics("iris", as_json=True)["model_stats"]
+            if len(stats) == 2 and int(stats[1].get("execution_count", 0)) == 2:
+                break
+            time.sleep(0.05)
+        served, mirrored = stats
+        assert (served["name"], served["version"], mirrored["version"]) == ("iris", "1", "2")
+        # uint64 fields come as strings in tritonclient's JSON; absent when 0
+        assert (int(served["inference_count"]), int(served["execution_count"])) == (5, 2)
+        assert int(served["inference_stats"]["success"]["count"]) == 2
+        assert int(served["inference_stats"]["success"]["ns"]) > 0
+        assert int(served["inference_stats"]["fail"]["count"]) == 1
+        assert (int(mirrored["inference_count"]), int(mirrored["execution_count"])) == (5, 2)
+        assert [s["version"] for s in client.get_inference_statistics("iris", "2", as_json=True)["model_stats"]] == [
+            "2"
+        ]
+        everything = client.get_inference_statistics(as_json=True)["model_stats"]
+        assert [(s["name"], s["version"]) for s in everything] == [("iris", "1"), ("iris", "2"), ("boom", "3")]
+        assert "inference_count" not in everything[2]  # never called: zero
+        with pytest.raises(InferenceServerException) as info:
+            client.get_inference_statistics("iris", "7")
+        assert info.value.status() == "StatusCode.NOT_FOUND"
+        assert info.value.message() == "model 'iris' has no version '7' here; served: 1, 2"
+        with pytest.raises(InferenceServerException, match="model 'nope' is not served here"):
+            client.get_inference_statistics("nope")
+
+        index = client.get_model_repository_index(as_json=True)["models"]
+        assert index == [
+            {"name": "iris", "version": "1", "state": "READY"},
+            {
+                "name": "iris",
+                "version": "2",
+                "state": "READY",
+                "reason": "shadow: mirrored requests only, its answers are logged and never returned",
+            },
+            {"name": "boom", "version": "3", "state": "READY"},
+        ]
+    with grpc.insecure_channel(url) as channel, pytest.raises(grpc.RpcError) as rpc:
+        service.GRPCInferenceServiceStub(channel).RepositoryIndex(pb.RepositoryIndexRequest(repository_name="other"))
+    assert rpc.value.code() == grpc.StatusCode.NOT_FOUND and "this server has one repository" in rpc.value.details()

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from plinth.core.ops import Operation
 from plinth.core.settings import load_settings
 
-__all__ = ["Backend", "LocalBackend", "RemoteBackend", "current_backend", "reset_backend"]
+__all__ = [
+    "Backend",
+    "CallerBackend",
+    "LocalBackend",
+    "RemoteBackend",
+    "bound_backend",
+    "current_backend",
+    "reset_backend",
+]
 
 
 class Backend(Protocol):
@@ -42,7 +52,7 @@ class LocalBackend:
             self._platform = local_platform()
         return self._platform
 
-    def call(self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **kwargs: Any) -> Any:
+    def call(self, op: Operation | None, fn: Callable[..., Any], /, *, project: str | None, **kwargs: Any) -> Any:
         return self.platform.caller(project=project).call(fn, **kwargs)
 
     def upload(
@@ -55,6 +65,35 @@ class LocalBackend:
     ) -> Iterator[bytes]:
         # The transaction only covers the lookup; the bytes stream from the blob store.
         _info, chunks = self.platform.caller(project=project).call(fn, **params)
+        return chunks
+
+
+class CallerBackend(LocalBackend):
+    """Runs the service function on a given platform as a given caller: how a server runs SDK-level
+    work (a batch inference job) for the user who asked, with that user's permissions."""
+
+    def __init__(self, caller: Any) -> None:
+        super().__init__(caller.platform)
+        self.caller = caller
+
+    def _as(self, project: str | None) -> Any:
+        from plinth.core.platform import Caller
+
+        c = self.caller
+        return Caller(c.platform, c.actor, project or c.project, c.request_id)
+
+    def call(self, op: Operation | None, fn: Callable[..., Any], /, *, project: str | None, **kwargs: Any) -> Any:
+        return self._as(project).call(fn, **kwargs)
+
+    def upload(
+        self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, content: Any, **params: Any
+    ) -> Any:
+        return self._as(project).call(fn, content=content, **params)
+
+    def download(
+        self, op: Operation, fn: Callable[..., Any], /, *, project: str | None, **params: Any
+    ) -> Iterator[bytes]:
+        _info, chunks = self._as(project).call(fn, **params)
         return chunks
 
 
@@ -91,10 +130,25 @@ def _params(project: str | None, params: dict[str, Any]) -> dict[str, Any]:
 
 _backend: Backend | None = None
 _lock = threading.Lock()
+# A backend bound to this thread or task (a server running SDK-level work as its caller) wins.
+_bound: ContextVar[Backend | None] = ContextVar("plinth_bound_backend", default=None)
+
+
+@contextmanager
+def bound_backend(backend: Backend) -> Iterator[Backend]:
+    """SDK calls inside the block (this thread or task only) go through ``backend``."""
+    token = _bound.set(backend)
+    try:
+        yield backend
+    finally:
+        _bound.reset(token)
 
 
 def current_backend() -> Backend:
     global _backend
+    bound = _bound.get()
+    if bound is not None:
+        return bound
     with _lock:
         if _backend is None:
             settings = load_settings()

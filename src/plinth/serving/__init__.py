@@ -15,6 +15,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     {
         "plinth.serving.app": ["ModelServer", "ServedModel", "ServingOptions"],
         "plinth.serving.batch": ["BatchPrediction", "predict_batch"],
+        "plinth.serving.schemas": ["BatchJobInfo", "StreamWorkerInfo"],
         "plinth.serving.batching": ["MicroBatcher"],
         "plinth.serving.enrich": ["FeatureEnricher"],
         "plinth.serving.inference_log": ["InferenceLogger"],
@@ -23,9 +24,13 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "plinth.serving.sdk": [
             "create_deployment",
             "delete_deployment",
+            "get_batch_job",
             "get_deployment",
+            "get_stream_worker",
             "inference_log_location",
+            "list_batch_jobs",
             "list_deployments",
+            "list_stream_workers",
             "update_deployment",
         ],
         "plinth.serving.stream": ["StreamStats", "StreamWorker", "stream_predict"],

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from orjson import loads as _loads  # parses a v2 body several times faster than the json module
+from starlette.requests import ClientDisconnect
 
 from plinth.core.errors import InvalidInput, NotFound, PlinthError
+from plinth.models.signature import FLOAT_TYPES, INT_TYPES
 from plinth.serving import protocol, raw_tensors
 from plinth.serving.asgi import ServingApp
 from plinth.serving.batching import MicroBatcher
@@ -49,6 +51,7 @@ class ServingOptions:
     max_body_bytes: int = 16 * 1024 * 1024
     grpc_port: int | None = None  # the v2 gRPC service on its own port (0: any free one); off when None
     grpc_host: str = "127.0.0.1"
+    grpc_shared: bool = False  # --workers N: every worker binds grpc_port with SO_REUSEPORT
     features: tuple[str, ...] = ()  # fill missing inputs from the online store (see plinth.serving.enrich)
     missing_features: str = "error"  # an entity with no online value: "error" (404) or "null"
     features_project: str | None = None
@@ -66,6 +69,23 @@ class ServedModel:
 
     def __post_init__(self) -> None:
         _array_input(self.model)
+        self._matrix = _matrix_dtypes(self.model)
+
+    def call(self, data: Any) -> Any:
+        """The model's prediction of one request's or one merged batch's input. v2 columns
+        (checked against the signature when decoded) go to a served scikit-learn model whose
+        inputs are all numeric, in its fitted order, as one NumPy matrix when each column has
+        its signature's dtype; else they become a DataFrame that ``predict()`` checks."""
+        if isinstance(data, protocol.Columns):
+            dtypes = self._matrix
+            if dtypes is not None:
+                arrays = list(data.arrays.values())
+                if len(arrays) == len(dtypes) and all(a.dtype == d for a, d in zip(arrays, dtypes, strict=True)):
+                    import numpy as np
+
+                    return self.model.predict_checked(np.column_stack(arrays))
+            data = data.frame()
+        return self.model.predict(data)
 
     @property
     def signature(self) -> Any:
@@ -196,7 +216,8 @@ class ModelServer:
 
     def _batch(self, served: ServedModel) -> None:
         batcher = MicroBatcher(
-            served.model.predict,
+            served.call,
+            columns=_as_is,
             max_batch_size=self.options.max_batch_size,
             max_wait_ms=self.options.max_wait_ms,
             on_batch=self.metrics.batch_rows.labels(served.name, served.version).observe,
@@ -280,7 +301,7 @@ class ModelServer:
             if served.batcher is not None:
                 return await served.batcher.submit(prepared, rows)
             self.metrics.batch_rows.labels(served.name, served.version).observe(rows)
-            return await asyncio.to_thread(served.model.predict, protocol.frame_of(prepared))
+            return await asyncio.to_thread(served.call, prepared)
         except PlinthError:
             raise
         except Exception as exc:
@@ -292,17 +313,27 @@ class ModelServer:
     # --- the HTTP doors ---------------------------------------------------------------------
     async def _read_json(self, request: Request) -> Any:
         limit = self.options.max_body_bytes
-        declared = request.headers.get("content-length")
+        declared = binary = None
+        for key, value in request.scope["headers"]:  # the raw list: cheaper than building Headers
+            if key == b"content-length":
+                declared = value
+            elif key == _BINARY_HEADER:  # the v2 binary tensor extension
+                binary = value.decode("latin-1")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _TooLarge(limit)
-        body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
+        body = b""
+        more = True
+        while more:
+            message = await request.receive()
+            if message["type"] != "http.request":
+                raise ClientDisconnect()
+            chunk = message.get("body", b"")
+            more = message.get("more_body", False)
+            body = body + chunk if body else chunk
             if len(body) > limit:
                 raise _TooLarge(limit)
-        binary = request.headers.get(raw_tensors.HEADER)  # the v2 binary tensor extension
         if binary is not None:
-            return raw_tensors.read_binary_request(bytes(body), binary)
+            return raw_tensors.read_binary_request(body, binary)
         try:
             return _loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -415,8 +446,7 @@ class ModelServer:
             self.metrics.errors.labels(*labels, "model_error").inc()
             raise
         finally:
-            self.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
-            self.metrics.requests.labels(*labels, endpoint, str(status)).inc()
+            self.metrics.finished(served.name, served.version, endpoint, status, time.perf_counter() - start)
 
     async def _infer(self, served: ServedModel, shadow: ServedModel | None, request: Request) -> Response:
         body = await self.enrich(served, await self._read_json(request))
@@ -454,6 +484,31 @@ def _array_input(model: Any) -> None:
         return
     predictor.array_input = True
     warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+
+
+_BINARY_HEADER = raw_tensors.HEADER.lower().encode("latin-1")
+
+
+def _matrix_dtypes(model: Any) -> tuple[Any, ...] | None:
+    """The NumPy dtypes of the inputs when ``model`` takes its checked batches as one matrix:
+    a scikit-learn model served with ``array_input`` whose signature lists exactly its fitted
+    columns, in order, all numeric. None otherwise."""
+    predictor = getattr(model, "_predictor", None)
+    if not getattr(predictor, "array_input", False) or not hasattr(model, "predict_checked"):
+        return None
+    fitted = predictor._fitted_names()
+    inputs = getattr(getattr(model, "signature", None), "inputs", None)
+    if fitted is None or not isinstance(inputs, list) or tuple(c.name for c in inputs) != fitted:
+        return None
+    if not all(c.type in INT_TYPES or c.type in FLOAT_TYPES for c in inputs):
+        return None
+    import numpy as np
+
+    return tuple(np.dtype(c.type) for c in inputs)
+
+
+def _as_is(data: Any) -> Any:
+    return data
 
 
 def _sticky_value(route: Route, request: Request) -> str | None:

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ from plinth.data.schemas import VersionInfo
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["BatchPrediction", "predict_batch"]
+__all__ = ["BatchPlan", "BatchPrediction", "plan_batch", "predict_batch"]
 
 EXECUTORS = ("local", "ray")
 DEFAULT_BATCH_SIZE = 65_536
@@ -346,7 +347,7 @@ def _ray_files(ref: str, project: str | None) -> list[str]:
             "executor 'ray' reads the table files itself: run it embedded (PLINTH_URI unset) where the table store is",
             field="executor",
         )
-    files = backend.platform.caller(project=project).call(_version_files, ref=ref)  # type: ignore[attr-defined]
+    files = backend.call(None, _version_files, project=project, ref=ref)  # type: ignore[arg-type]
     if not files:
         raise InvalidInput(
             f"executor 'ray' reads plain Parquet files, and {ref} is not stored as such (remote store, "
@@ -363,6 +364,181 @@ def _check_options(executor: str, batch_size: int, workers: int) -> None:
         raise InvalidInput(f"batch_size must be a positive number of rows, not {batch_size!r}", field="batch_size")
     if not isinstance(workers, int) or workers < 1:
         raise InvalidInput(f"workers must be a positive number, not {workers!r}", field="workers")
+
+
+# --- the plan: every check done, the first batch scored, nothing written yet --------------------
+@dataclass(repr=False, eq=False)
+class BatchPlan:
+    """A checked batch inference, ready to run: :func:`plan_batch` makes it, :meth:`run` writes."""
+
+    started: float  # perf_counter when planning began: the job's time includes the checks
+    name: str  # the output dataset
+    pinned: str  # the model version
+    node: str  # the model's lineage node
+    where: str  # the input version, pinned
+    total_rows: int | None
+    needed: list[str]  # the input columns read
+    scorer_args: tuple[Any, ...]
+    executor: str
+    batch_size: int
+    workers: int
+    keep_columns: list[str] | str | None
+    trust: bool
+    tags: list[str] | None
+    project: str | None
+    reader: Any  # the input's record batches, the first one read
+    tables: Iterator[pa.Table]
+    first: pa.Table
+    scorer: Scorer
+    schema: pa.Schema  # of the output
+    exists: bool  # whether the output dataset exists
+
+    def __repr__(self) -> str:
+        return f"BatchPlan(model={self.pinned!r}, input={self.where!r}, output={self.name!r})"
+
+    def record(self) -> dict[str, Any]:
+        """The job record of this plan (see :func:`plinth.serving.jobs.record_job`)."""
+        options = {
+            "executor": self.executor,
+            "workers": self.workers,
+            "batch_size": self.batch_size,
+            "keep_columns": self.keep_columns,
+            "tags": self.tags,
+        }
+        return {
+            "model": self.pinned,
+            "input": self.where,
+            "output": self.name,
+            "options": options,
+            "total_rows": self.total_rows,
+            "trust": self.trust,
+        }
+
+    def close(self) -> None:
+        self.reader.close()
+
+    def run(self, progress: Callable[[int], None] | None = None) -> BatchPrediction:
+        """Score every row and write the output version, with lineage."""
+        import pyarrow as pa
+
+        import plinth.data
+
+        schema, project = self.schema, self.project
+        if self.executor == "ray":
+            self.reader.close()
+            scored = _score_on_ray(
+                _ray_files(self.where, project), self.needed, self.batch_size, self.workers, self.scorer_args
+            )
+        elif self.workers > 1:
+            scored = _score_in_processes(_chain(self.first, self.tables), self.workers, self.scorer_args)
+        else:
+            scored = (self.scorer(t) for t in _chain(self.first, self.tables))
+
+        counted = {"rows": 0}
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for table in scored:
+                if table.schema != schema:
+                    try:
+                        table = table.cast(schema)
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                        raise InvalidInput(
+                            f"the model's output changed type within the input: {table.schema} after {schema}",
+                            field="model",
+                        ) from None
+                counted["rows"] += table.num_rows
+                if progress is not None:
+                    progress(counted["rows"])
+                yield from table.to_batches()
+
+        result = plinth.data.ingest(
+            self.name,
+            pa.RecordBatchReader.from_batches(schema, batches()),
+            mode="overwrite" if self.exists else "append",
+            tags=self.tags,
+            description=f"predictions of {self.pinned} on {self.where}",
+            project=project,
+        )
+        out = result.version.ref
+        plinth.data.record_lineage(self.node, out, kind="predicted", project=project)
+        plinth.data.record_lineage(self.where, out, kind="scored", project=project)
+        seconds = time.perf_counter() - self.started
+        return BatchPrediction(
+            output=result.version,
+            model=self.pinned,
+            input=self.where,
+            rows=counted["rows"],
+            seconds=round(seconds, 3),
+            rows_per_second=round(counted["rows"] / seconds, 1) if seconds > 0 else 0.0,
+            executor=self.executor,
+            workers=self.workers,
+        )
+
+
+def plan_batch(
+    model: str,
+    input: str,  # noqa: A002 - the word of the CLI option
+    output: str,
+    executor: str = "local",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    workers: int = 1,
+    keep_columns: list[str] | str | None = None,
+    trust: bool = False,
+    tags: list[str] | None = None,
+    project: str | None = None,
+) -> BatchPlan:
+    """Check everything that can be checked before a row is written (see :func:`predict_batch`)."""
+    import plinth.data
+    from plinth.models.packaging import load_folder
+
+    started = time.perf_counter()
+    _check_options(executor, batch_size, workers)
+    name = _output_name(output)
+    pinned, node, folder = _resolve_model(model, project)
+    source = plinth.data.get_version(input, project=project)
+    where = source.ref
+    loaded = load_folder(folder, trust=trust, where=pinned, verify=False)
+    features, keep = _columns([c.name for c in source.columns], loaded.signature, keep_columns, where)
+    needed = list(dict.fromkeys([*features, *keep]))
+    scorer_args = (str(folder), trust, features, keep, pinned)
+
+    # The first batch is scored here: it checks the types against the signature and gives the
+    # output's schema, which must match an existing output dataset before anything is written.
+    reader = plinth.data.read_batches(where, columns=needed, project=project)
+    try:
+        tables = rebatch(iter(reader), batch_size)
+        first = next(tables, None)
+        if first is None:
+            raise InvalidInput(f"{where} has no rows to score", field="input")
+        scorer = Scorer(*scorer_args, model=loaded)
+        head = scorer(first.slice(0, min(first.num_rows, 1000)))
+        exists = _check_output(name, head.schema, project)
+    except BaseException:
+        reader.close()
+        raise
+    return BatchPlan(
+        started=started,
+        name=name,
+        pinned=pinned,
+        node=node,
+        where=where,
+        total_rows=source.row_count,
+        needed=needed,
+        scorer_args=scorer_args,
+        executor=executor,
+        batch_size=batch_size,
+        workers=workers,
+        keep_columns=keep_columns,
+        trust=trust,
+        tags=tags,
+        project=project,
+        reader=reader,
+        tables=tables,
+        first=first,
+        scorer=scorer,
+        schema=head.schema,
+        exists=exists,
+    )
 
 
 # --- the SDK function ---------------------------------------------------------------------------
@@ -388,85 +564,69 @@ def predict_batch(
     ``"all"`` every input column, ``"none"`` none, or a list of names. ``progress`` is called
     with the number of rows scored so far.
 
+    Every call is recorded as a batch job (:func:`plinth.serving.list_batch_jobs`). Embedded, it
+    runs in this process; with ``PLINTH_URI`` set, the server runs it as the calling user and
+    this call follows the job until it is done.
+
     >>> import plinth
     >>> plinth.serving.predict_batch("models:/iris/1", "datasets:/flowers@spring", "iris_scores",
     ...                              workers=2).rows                          # doctest: +SKIP
     150
     """
-    import pyarrow as pa
+    from plinth.client.backend import current_backend
+    from plinth.serving import jobs
 
+    options: dict[str, Any] = {
+        "executor": executor,
+        "batch_size": batch_size,
+        "workers": workers,
+        "keep_columns": keep_columns,
+        "trust": trust,
+        "tags": tags,
+    }
+    backend = current_backend()
+    if backend.remote:
+        return _predict_on_server(backend, model, input, output, options, project, progress)
+    plan = plan_batch(model, input, output, project=project, **options)
+    try:
+        job = backend.call(None, jobs.record_job, project=project, **plan.record())  # type: ignore[arg-type]
+    except BaseException:
+        plan.close()
+        raise
+    return jobs.run_job(plan, job, progress)
+
+
+def _predict_on_server(
+    backend: Any,
+    model: str,
+    input: str,  # noqa: A002
+    output: str,
+    options: dict[str, Any],
+    project: str | None,
+    progress: Callable[[int], None] | None,
+) -> BatchPrediction:
     import plinth.data
-    from plinth.models.packaging import load_folder
+    from plinth.core.errors import error_from_payload
+    from plinth.serving import jobs
+    from plinth.serving import schemas as s
 
-    started = time.perf_counter()
-    _check_options(executor, batch_size, workers)
-    name = _output_name(output)
-    pinned, node, folder = _resolve_model(model, project)
-    source = plinth.data.get_version(input, project=project)
-    where = source.ref
-    loaded = load_folder(folder, trust=trust, where=pinned, verify=False)
-    features, keep = _columns([c.name for c in source.columns], loaded.signature, keep_columns, where)
-    needed = list(dict.fromkeys([*features, *keep]))
-    scorer_args = (str(folder), trust, features, keep, pinned)
-
-    # The first batch is scored here: it checks the types against the signature and gives the
-    # output's schema, which must match an existing output dataset before anything is written.
-    reader = plinth.data.read_batches(where, columns=needed, project=project)
-    tables = rebatch(iter(reader), batch_size)
-    first = next(tables, None)
-    if first is None:
-        raise InvalidInput(f"{where} has no rows to score", field="input")
-    scorer = Scorer(*scorer_args, model=loaded)
-    head = scorer(first.slice(0, min(first.num_rows, 1000)))
-    schema = head.schema
-    exists = _check_output(name, schema, project)
-
-    if executor == "ray":
-        reader.close()
-        scored = _score_on_ray(_ray_files(where, project), needed, batch_size, workers, scorer_args)
-    elif workers > 1:
-        scored = _score_in_processes(_chain(first, tables), workers, scorer_args)
-    else:
-        scored = (scorer(t) for t in _chain(first, tables))
-
-    counted = {"rows": 0}
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        for table in scored:
-            if table.schema != schema:
-                try:
-                    table = table.cast(schema)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                    raise InvalidInput(
-                        f"the model's output changed type within the input: {table.schema} after {schema}",
-                        field="model",
-                    ) from None
-            counted["rows"] += table.num_rows
-            if progress is not None:
-                progress(counted["rows"])
-            yield from table.to_batches()
-
-    result = plinth.data.ingest(
-        name,
-        pa.RecordBatchReader.from_batches(schema, batches()),
-        mode="overwrite" if exists else "append",
-        tags=tags,
-        description=f"predictions of {pinned} on {where}",
-        project=project,
+    job = backend.call(
+        s.SUBMIT_JOB, jobs.submit_job, project=project, model=model, input=input, output=output, **options
     )
-    out = result.version.ref
-    plinth.data.record_lineage(node, out, kind="predicted", project=project)
-    plinth.data.record_lineage(where, out, kind="scored", project=project)
-    seconds = time.perf_counter() - started
+    job = jobs.follow_job(backend, job, project, progress)
+    if job.state == "failed":
+        raise error_from_payload({"error": {"code": job.error_code, "message": job.error}}, 500)
+    assert job.output_version is not None
+    version = plinth.data.get_version(job.output_version, project=project)
     return BatchPrediction(
-        output=result.version,
-        model=pinned,
-        input=where,
-        rows=counted["rows"],
-        seconds=round(seconds, 3),
-        rows_per_second=round(counted["rows"] / seconds, 1) if seconds > 0 else 0.0,
-        executor=executor,
-        workers=workers,
+        output=version,
+        model=job.model,
+        input=job.input,
+        rows=job.rows,
+        seconds=job.seconds or 0.0,
+        rows_per_second=job.rows_per_second,
+        executor=job.executor,
+        workers=job.workers,
     )
 
 

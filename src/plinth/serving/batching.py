@@ -42,9 +42,10 @@ class _Pending:
     future: asyncio.Future[Any] = field(repr=False)
 
 
-def _concat(parts: list[Any]) -> Any:
+def _concat(parts: list[Any], columns: Callable[[Any], Any]) -> Any:
     """The model input of a merged batch: v2 columns are concatenated as NumPy arrays and
-    become ONE DataFrame; frames are concatenated; arrays are stacked."""
+    handed to ``columns`` (by default they become ONE DataFrame); frames are concatenated;
+    arrays are stacked."""
     import numpy as np
     import pandas as pd
 
@@ -53,7 +54,7 @@ def _concat(parts: list[Any]) -> Any:
     if all(isinstance(p, Columns) for p in parts):
         names = list(parts[0].arrays)
         if all(list(p.arrays) == names for p in parts):
-            return Columns.merge(parts).frame()
+            return columns(Columns.merge(parts))
     if any(isinstance(p, Columns | pd.DataFrame) for p in parts):
         return pd.concat([frame_of(p) for p in parts], ignore_index=True)
     return np.concatenate(parts, axis=0)
@@ -63,6 +64,12 @@ def _frame_of(data: Any) -> Any:
     from plinth.serving.protocol import frame_of
 
     return frame_of(data)
+
+
+def _alone(data: Any, columns: Callable[[Any], Any]) -> Any:
+    from plinth.serving.protocol import Columns
+
+    return columns(data) if isinstance(data, Columns) else data
 
 
 def _slice(result: Any, start: int, stop: int) -> Any:
@@ -88,10 +95,13 @@ class MicroBatcher:
         max_wait_ms: float = 2.0,
         on_batch: Callable[[int], None] | None = None,
         inline_below_ms: float = 2.0,
+        columns: Callable[[Any], Any] | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
         self.predict = predict
+        # how decoded v2 columns (one request's, or a merged batch's) become the model's input
+        self.columns = columns or _frame_of
         self.max_batch_size = max_batch_size
         self.max_wait_ms = max_wait_ms
         self.on_batch = on_batch
@@ -199,7 +209,7 @@ class MicroBatcher:
             await self._run_alone(batch[0])
             return
         try:
-            merged = _concat([p.data for p in batch])
+            merged = _concat([p.data for p in batch], self.columns)
             result = await self._call(merged)
             if len(result) != len(merged):
                 raise RuntimeError(f"the model returned {len(result)} rows for {len(merged)}")
@@ -233,7 +243,7 @@ class MicroBatcher:
 
     async def _run_alone(self, p: _Pending) -> None:
         try:
-            result = await self._call(_frame_of(p.data))
+            result = await self._call(_alone(p.data, self.columns))
         except Exception as exc:
             if not p.future.done():
                 p.future.set_exception(exc)

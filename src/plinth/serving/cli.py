@@ -12,7 +12,12 @@ import typer
 from plinth.cli.output import JsonOption, ProjectOption, show
 
 deploy = typer.Typer(help="Deployments: model versions, traffic policy, replicas, status.", no_args_is_help=True)
-DEPLOY_COLS = ["name", "traffic", "shadow", "sticky_key", "replicas", "status", "updated_at"]
+DEPLOY_COLS = ["name", "traffic", "shadow", "sticky_key", "features", "replicas", "status", "updated_at"]
+FEATURES_HELP = (
+    "Fill the inputs a request lacks from the online store by its entity keys: features:/SERVICE or "
+    "view:feature references (repeatable, or comma-separated)."
+)
+MISSING_HELP = "An entity with no online value: error (a 404) or null."
 ModelOption = typer.Option(
     ..., "--model", "-m", help="A models:/ reference, with =WEIGHT for a canary (models:/churn/2=10). Repeatable."
 )
@@ -54,16 +59,13 @@ def serve(
         None, "--grpc-port", min=0, help="Also serve the v2 protocol over gRPC on this port (off when not given)."
     ),
     features: list[str] = typer.Option(
-        None,
-        "--features",
-        help="Fill the inputs a request lacks from the online store by its entity keys: features:/SERVICE "
-        "or view:feature references (repeatable, or comma-separated).",
+        None, "--features", help=FEATURES_HELP + " A deployment's own features are used with --deployment."
     ),
-    missing_features: str = typer.Option(
-        "error", "--missing-features", help="An entity with no online value: error (a 404) or null."
-    ),
+    missing_features: str = typer.Option("error", "--missing-features", help=MISSING_HELP),
     workers: int = typer.Option(
-        1, "--workers", help="Server processes sharing the port, each with its own models and batcher."
+        1,
+        "--workers",
+        help="Server processes sharing the port (and the --grpc-port), each with its own models and batcher.",
     ),
     project: str | None = ProjectOption,
     log_level: str = typer.Option("warning", "--log-level"),
@@ -81,8 +83,10 @@ def serve(
         raise fail("--name needs exactly one model", 2)
     if workers < 1:
         raise fail(f"--workers must be at least 1, got {workers}", 2)
-    if workers > 1 and grpc_port is not None:
-        raise fail("--grpc-port serves from one process: use it with --workers 1", 2)
+    if workers > 1 and grpc_port is not None:  # the workers bind it together (SO_REUSEPORT): free it must be
+        from plinth.serving.grpc_server import check_grpc_port
+
+        check_grpc_port(host, grpc_port)
     options = ServingOptions(
         max_batch_size=max_batch_size,
         max_wait_ms=max_wait_ms,
@@ -90,6 +94,7 @@ def serve(
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         grpc_port=grpc_port,
         grpc_host=host,
+        grpc_shared=workers > 1 and grpc_port is not None,
         features=tuple(features or ()),
         missing_features=missing_features,
         features_project=project,
@@ -114,7 +119,10 @@ def serve(
         update_deployment(deployment, status="serving", status_message=f"{host}:{port}", project=project)
     # uvicorn re-raises SIGTERM after a graceful shutdown: make it an exit that runs `finally`
     signal.signal(signal.SIGTERM, _exit)
+    from plinth.serving.http_protocol import http_protocol
+
     run: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": False}
+    run["http"] = http_protocol()
     try:
         if workers == 1:
             uvicorn.run(server.app, **run)
@@ -139,6 +147,8 @@ def create(
         None, "--sticky-key", help="Sticky A/B: requests with the same value of this key reach the same version."
     ),
     description: str = typer.Option("", "--description"),
+    features: list[str] = typer.Option(None, "--features", help=FEATURES_HELP),
+    missing_features: str = typer.Option("error", "--missing-features", help=MISSING_HELP),
     project: str | None = ProjectOption,
     json: bool = JsonOption,
 ) -> None:
@@ -146,7 +156,15 @@ def create(
     from plinth.serving import create_deployment
 
     info = create_deployment(
-        name, _traffic(model), shadow, replicas, sticky_key, description=description, project=project
+        name,
+        _traffic(model),
+        shadow,
+        replicas,
+        sticky_key,
+        description=description,
+        features=features or None,
+        missing_features=missing_features,
+        project=project,
     )
     show(info, json)
 
@@ -177,10 +195,13 @@ def update(
     no_sticky_key: bool = typer.Option(False, "--no-sticky-key", help="Back to a random split by weight."),
     replicas: int | None = typer.Option(None, "--replicas"),
     description: str | None = typer.Option(None, "--description"),
+    features: list[str] = typer.Option(None, "--features", help=FEATURES_HELP),
+    no_features: bool = typer.Option(False, "--no-features", help="Serve without feature enrichment."),
+    missing_features: str | None = typer.Option(None, "--missing-features", help=MISSING_HELP),
     project: str | None = ProjectOption,
     json: bool = JsonOption,
 ) -> None:
-    """Change a deployment's traffic, shadow, replicas or description."""
+    """Change a deployment's traffic, shadow, features, replicas or description."""
     from plinth.serving import update_deployment
 
     info = update_deployment(
@@ -192,6 +213,9 @@ def update(
         description=description,
         sticky_key=sticky_key,
         clear_sticky_key=no_sticky_key,
+        features=features or None,
+        clear_features=no_features,
+        missing_features=missing_features,
         project=project,
     )
     show(info, json)

@@ -121,6 +121,11 @@ def _batch(state: Any, model: str) -> None:
         f"  plinth predict: {done.rows} rows of {done.input} through {done.model} -> "
         f"datasets:/{done.output.dataset}/{done.output.version} ({done.rows_per_second:,.0f} rows/s, lineage to both)"
     )
+    job = plinth.serving.list_batch_jobs(limit=1, project=state.project)[0]
+    state.echo(
+        f"  recorded as batch job {job.id} ({job.state}, {job.rows:,} rows, {job.seconds} s; "
+        "the Serving page lists it; POST /api/v1/batch-jobs runs one on a server)"
+    )
 
 
 def _stream(state: Any, model: str, X: Any) -> None:
@@ -153,6 +158,11 @@ def _stream(state: Any, model: str, X: Any) -> None:
         state.echo(
             f"  plinth stream: {stats.predicted} entries of Redis stream {source} scored, acknowledged after the "
             f"write; first result {first.get('prediction')} for source entry {first.get('source_id')}"
+        )
+        worker = plinth.serving.list_stream_workers(project=state.project)[0]
+        state.echo(
+            f"  stream worker {worker.consumer} registered: {worker.state}, consumed {worker.consumed}, "
+            f"acked {worker.acked}, dead-lettered {worker.dead} (GET /api/v1/stream-workers)"
         )
     finally:
         client.delete(source, sink, f"{sink}:dead")

@@ -12,6 +12,7 @@ when a datatype has no ``contents`` field (FP16), and as typed ``contents`` othe
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -30,7 +31,7 @@ from plinth.serving.v2grpc import inference_messages_pb2 as pb
 if TYPE_CHECKING:
     from plinth.serving.app import ModelServer, ServedModel
 
-__all__ = ["GrpcServer", "InferenceServicer", "start_grpc"]
+__all__ = ["GrpcServer", "InferenceServicer", "check_grpc_port", "model_statistics", "start_grpc"]
 
 # v2 datatype -> the field of InferTensorContents that carries it (FP16 has none: raw only)
 CONTENTS_FIELD = {
@@ -157,6 +158,8 @@ class InferenceServicer(service.GRPCInferenceServiceServicer):
         self.server = server
 
     async def ServerLive(self, request: Any, context: aio.ServicerContext) -> Any:
+        # which process answered, as /v2/health/live says it: the workers share one port
+        await context.send_initial_metadata((("x-plinth-worker", str(os.getpid())),))
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request: Any, context: aio.ServicerContext) -> Any:
@@ -200,6 +203,39 @@ class InferenceServicer(service.GRPCInferenceServiceServicer):
             await context.abort(status_of(exc), str(exc))
         return answer.message
 
+    async def ModelStatistics(self, request: Any, context: aio.ServicerContext) -> Any:
+        """Triton's statistics of every served version (or of one name / version), counted by this
+        server's own metrics: see :func:`model_statistics`."""
+        try:
+            stats = model_statistics(self.server, request.name or None, request.version or None)
+        except PlinthError as exc:
+            await context.abort(status_of(exc), str(exc))
+        return pb.ModelStatisticsResponse(model_stats=stats)
+
+    async def RepositoryIndex(self, request: Any, context: aio.ServicerContext) -> Any:
+        """The versions this server serves, all READY (a shadow too, with the reason it takes no calls)."""
+        if request.repository_name:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"repository {request.repository_name!r}: this server has one repository, the models it serves "
+                "(ask with an empty repository_name)",
+            )
+        entries = []
+        for route in self.server.models.values():
+            entries += [
+                pb.RepositoryIndexResponse.ModelIndex(name=m.name, version=m.version, state="READY")
+                for m in route.members
+            ]
+            if route.shadow is not None:
+                shadow = route.shadow
+                reason = "shadow: mirrored requests only, its answers are logged and never returned"
+                entries.append(
+                    pb.RepositoryIndexResponse.ModelIndex(
+                        name=shadow.name, version=shadow.version, state="READY", reason=reason
+                    )
+                )
+        return pb.RepositoryIndexResponse(models=entries)
+
     async def _infer(self, served: ServedModel, shadow: ServedModel | None, request: Any) -> _Answer:
         body = await self.server.enrich(served, request_body(request))
         data, rows = protocol.decode_infer_request(body, served.signature)
@@ -208,6 +244,57 @@ class InferenceServicer(service.GRPCInferenceServiceServicer):
         self.server.record(served, data, rows, result)
         self.server.mirror(shadow, data, rows)
         return _Answer(response_of(served, request, outputs))
+
+
+def model_statistics(server: ModelServer, name: str | None, version: str | None) -> list[Any]:
+    """``ModelStatistics`` of the served versions (all, a name's, or one version's), from the
+    server's Prometheus counters since it started: ``inference_count`` the rows the model
+    predicted, ``execution_count`` its calls (merged batches), ``inference_stats.success`` and
+    ``fail`` the requests answered and refused or failed. The server times requests, not outcomes:
+    ``success.ns`` is the time of every request of the version, failed ones included, and
+    ``fail.ns`` is 0; queue and compute durations, batch statistics and ``last_inference`` are
+    not measured (0, empty)."""
+    if name is None:
+        if version is not None:
+            raise InvalidInput("a version needs the model's name", field="version")
+        served = [m for route in server.models.values() for m in route.everything()]
+    else:
+        everything = server._route(name).everything()
+        served = [m for m in everything if version is None or m.version == version]
+        if not served:
+            raise NotFound(
+                f"model {name!r} has no version {version!r} here; served: {', '.join(m.version for m in everything)}"
+            )
+    counts: dict[tuple[str, str, str], float] = {}
+    for metric in server.metrics.registry.collect():
+        for sample in metric.samples:
+            labels = sample.labels
+            if "model" not in labels:
+                continue
+            key = (labels["model"], labels["version"], sample.name)
+            if sample.name == "plinth_serving_requests_total":
+                key = (*key[:2], "ok" if labels.get("status") == "200" else "failed")
+            counts[key] = counts.get(key, 0.0) + sample.value
+    stats = []
+    for m in served:
+
+        def value(what: str, m: ServedModel = m) -> int:
+            return int(counts.get((m.name, m.version, what), 0))
+
+        seconds = counts.get((m.name, m.version, "plinth_serving_request_seconds_sum"), 0.0)
+        stats.append(
+            pb.ModelStatistics(
+                name=m.name,
+                version=m.version,
+                inference_count=value("plinth_serving_batch_rows_sum"),
+                execution_count=value("plinth_serving_batch_rows_count"),
+                inference_stats=pb.InferStatistics(
+                    success=pb.StatisticDuration(count=value("ok"), ns=int(seconds * 1e9)),
+                    fail=pb.StatisticDuration(count=value("failed")),
+                ),
+            )
+        )
+    return stats
 
 
 def _sticky_value(key: str | None, request: Any, context: aio.ServicerContext) -> str | None:
@@ -240,11 +327,36 @@ class GrpcServer:
         await self.server.stop(grace)
 
 
+def check_grpc_port(host: str, port: int) -> None:
+    """InvalidInput unless ``host:port`` is free: what the workers of ``plinth serve --workers N``
+    check once, before they bind the port together (with SO_REUSEPORT they would join a stranger)."""
+    import socket
+
+    if port == 0:
+        raise InvalidInput(
+            "--grpc-port 0 picks a free port per process: give a port number with --workers", field="grpc_port"
+        )
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise InvalidInput(f"cannot listen for gRPC on {host}:{port}: {exc.strerror}", field="grpc_port") from None
+
+
 async def start_grpc(model_server: ModelServer, host: str, port: int) -> GrpcServer:
     """Serve ``model_server`` over gRPC on ``host:port`` in the running event loop."""
     limit = model_server.options.max_body_bytes
+    # gRPC turns SO_REUSEPORT on by default, so a second server on a taken port would silently
+    # share it: on only for the workers of one `plinth serve --workers N`, which share it on purpose
+    reuse = 1 if model_server.options.grpc_shared else 0
     server = aio.server(
-        options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", -1)],
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", -1),
+            ("grpc.so_reuseport", reuse),
+        ],
     )
     service.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(model_server), server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

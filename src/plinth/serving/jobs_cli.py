@@ -1,5 +1,6 @@
 """CLI of inference jobs: ``plinth predict`` (batch, dataset to dataset) and ``plinth stream``
-(a Redis Stream to a Redis Stream). Thin: each one SDK call."""
+(a Redis Stream to a Redis Stream), and what they left on the platform: ``plinth batch-jobs``
+and ``plinth stream-workers``. Thin: each one SDK call."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from typing import Any
 
 import typer
 
-from plinth.cli.output import JsonOption, ProjectOption, print_json
+from plinth.cli.output import JsonOption, ProjectOption, print_json, show
+
+JOB_COLS = ["id", "state", "model", "input", "output_version", "rows", "seconds", "created_by", "created_at"]
+WORKER_COLS = ["consumer", "group", "state", "model", "consumed", "acked", "dead", "reclaimed", "heartbeat_at"]
 
 
 def predict(
@@ -120,6 +124,40 @@ def stream(
     )
 
 
+def batch_jobs(
+    job_id: str | None = typer.Argument(None, help="Show this job (default: list them, newest first)."),
+    state: str | None = typer.Option(
+        None, "--state", help="Only jobs in this state: queued, running, succeeded, failed."
+    ),
+    limit: int = typer.Option(50, "--limit", min=1, max=1000, help="Most jobs listed."),
+    project: str | None = ProjectOption,
+    json: bool = JsonOption,
+) -> None:
+    """Batch inference jobs: state, model and input versions, output version, rows, error, timings."""
+    import plinth
+
+    if job_id is not None:
+        show(plinth.serving.get_batch_job(job_id, project=project), json)
+        return
+    show(plinth.serving.list_batch_jobs(state=state, limit=limit, project=project), json, JOB_COLS, title="batch jobs")
+
+
+def stream_workers(
+    worker_id: str | None = typer.Argument(None, help="Show this worker (default: list them)."),
+    project: str | None = ProjectOption,
+    json: bool = JsonOption,
+) -> None:
+    """Streaming inference workers: what each consumes, its counts, state and last heartbeat."""
+    import plinth
+
+    if worker_id is not None:
+        show(plinth.serving.get_stream_worker(worker_id, project=project), json)
+        return
+    show(plinth.serving.list_stream_workers(project=project), json, WORKER_COLS, title="stream workers")
+
+
 def register(app: typer.Typer) -> None:
     app.command("predict")(predict)
     app.command("stream")(stream)
+    app.command("batch-jobs")(batch_jobs)
+    app.command("stream-workers")(stream_workers)

@@ -48,12 +48,14 @@ def build_server(spec: ServeSpec) -> ModelServer:
     to load is marked failed with the reason."""
     from plinth.serving.loading import load_deployment, load_served
 
+    options = spec.options
     if spec.deployment:
         from plinth.core.errors import NotFound
         from plinth.serving.sdk import update_deployment
 
         try:
             routes: list[Any] = [load_deployment(spec.deployment, trust=spec.trust, project=spec.project)]
+            options = _deployment_features(spec)
         except Exception as exc:
             if not isinstance(exc, NotFound):  # a deployment that fails to load shows it
                 message = str(exc)[:2000]
@@ -70,11 +72,36 @@ def build_server(spec: ServeSpec) -> ModelServer:
         location = inference_log_location(spec.deployment, project=spec.project).location
         storage = TableStore(location).storage_options
         inference_log = InferenceLogger(location, storage_options=storage, sample_rate=spec.log_sample)
-    server = ModelServer(routes, spec.options, inference_log)
+    server = ModelServer(routes, options, inference_log)
     if server.enricher is not None:
         server.enricher.resolve()  # unknown features fail here, before the server starts
     server.follow(project=spec.project, trust=spec.trust, deployment=spec.deployment)  # hot swap on alias moves
     return server
+
+
+def _deployment_features(spec: ServeSpec) -> ServingOptions:
+    """The serving options with the features the deployment carries (``--features`` may not differ)."""
+    from dataclasses import replace
+
+    from plinth.core.errors import InvalidInput
+    from plinth.serving.sdk import get_deployment
+
+    assert spec.deployment is not None
+    deployment = get_deployment(spec.deployment, project=spec.project)
+    if not deployment.features:
+        return spec.options
+    if spec.options.features:
+        raise InvalidInput(
+            f"deployment {spec.deployment!r} carries its features ({', '.join(deployment.features)}): drop "
+            "--features, or change them with plinth deploy update --features",
+            field="features",
+        )
+    return replace(
+        spec.options,
+        features=tuple(deployment.features),
+        missing_features=deployment.missing_features,
+        features_project=spec.project,
+    )
 
 
 def app_from_env() -> Any:

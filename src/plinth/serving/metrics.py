@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -36,6 +37,19 @@ class ServingMetrics:
         self.log_dropped = Counter(
             "plinth_serving_log_dropped", "Inference log records dropped.", labels, registry=self.registry
         )
+
+        self._finished: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+
+    def finished(self, model: str, version: str, endpoint: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency (the labelled series are looked up once
+        per label set, not per request)."""
+        key = (model, version, endpoint, status)
+        series = self._finished.get(key)
+        if series is None:
+            series = (self.latency.labels(model, version), self.requests.labels(model, version, endpoint, str(status)))
+            self._finished[key] = series
+        series[0].observe(seconds)
+        series[1].inc()
 
     def track_queue(self, model: str, version: str, depth: Callable[[], int]) -> None:
         self.queue_depth.labels(model, version).set_function(depth)

@@ -160,26 +160,53 @@ def _tensor(item: Any, index: int) -> tuple[str, np.ndarray, str]:
     if not isinstance(name, str) or not name:
         raise InvalidInput(f"inputs[{index}] needs a name", field="inputs")
     shape, datatype, data = item.get("shape"), item.get("datatype"), item.get("data")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or not (
+        (len(shape) == 1 and type(shape[0]) is int and shape[0] >= 0)  # the common case, checked quickly
+        or all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
         raise InvalidInput(f"input {name!r}: shape must be a list of non-negative ints, got {shape!r}", field=name)
-    if datatype not in DATATYPES:
+    dtype = _numpy_dtypes().get(datatype) if isinstance(datatype, str) else None
+    if dtype is None:
         raise InvalidInput(
             f"input {name!r}: datatype {datatype!r} is not one of {', '.join(sorted(DATATYPES))}", field=name
         )
     if not isinstance(data, list):
         raise InvalidInput(f"input {name!r}: data must be a list", field=name)
     try:
-        array = np.asarray(data, dtype=_NUMPY[datatype])
+        array = np.asarray(data, dtype=dtype)
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInput(f"input {name!r}: data is not {datatype}: {exc}", field=name, expected=datatype) from None
-    size = math.prod(shape)
+    size = shape[0] if len(shape) == 1 else math.prod(shape)
     if array.size != size:
         raise InvalidInput(
             f"input {name!r}: shape {shape} needs {size} values, data has {array.size}", field=name, expected=shape
         )
     if datatype == "BYTES":
         array = np.array([v.decode() if isinstance(v, bytes) else v for v in array.ravel()], dtype=object)
+    if array.ndim == 1 and len(shape) == 1:
+        return name, array, datatype
     return name, array.reshape(shape), datatype
+
+
+@functools.cache
+def _numpy_dtypes() -> dict[str, np.dtype[Any]]:
+    """v2 datatype -> NumPy dtype object (a dtype given by name is parsed on every call)."""
+    import numpy as np
+
+    return {v2: np.dtype(t) for v2, t in _NUMPY.items()}
+
+
+_EXPECTED: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
+
+
+def _expected_inputs(inputs: list[Any] | TensorSpec) -> list[dict[str, Any]]:
+    """The v2 input entries of a signature's inputs, built once per signature."""
+    found = _EXPECTED.get(id(inputs))
+    if found is None or found[0] is not inputs:
+        if len(_EXPECTED) > 1024:
+            _EXPECTED.clear()
+        found = _EXPECTED[id(inputs)] = (inputs, _spec_entries(inputs, "input-0"))
+    return found[1]
 
 
 def decode_infer_request(body: Any, signature: Signature | None) -> tuple[pd.DataFrame | np.ndarray | Columns, int]:
@@ -203,7 +230,7 @@ def decode_infer_request(body: Any, signature: Signature | None) -> tuple[pd.Dat
         if len(tensors) == 1:
             return tensors[0][1], len(tensors[0][1]) if tensors[0][1].ndim else 1
         return _frame(tensors), len(tensors[0][1])
-    expected = _spec_entries(signature.inputs, "input-0")
+    expected = _expected_inputs(signature.inputs)
     if isinstance(signature.inputs, TensorSpec):
         if len(tensors) != 1:
             raise InvalidInput(f"the model takes one input: {_expect(expected[0])}", field="inputs")
@@ -307,11 +334,16 @@ def decode_columns_request(body: Any) -> tuple[Any, int]:
     raise InvalidInput("send {'records': [{...}, ...]} or {'columns': {name: [values]}}", field="body")
 
 
+_DTYPE_V2: dict[Any, str] = {}  # NumPy dtype -> v2 datatype, filled as dtypes are met
+
+
 def _datatype_of(array: np.ndarray) -> str:
-    kind = array.dtype.kind
-    if kind in "biuf":
-        return _TO_V2.get(str(array.dtype), "FP64")
-    return "BYTES"
+    dtype = array.dtype
+    found = _DTYPE_V2.get(dtype)
+    if found is None:
+        found = _TO_V2.get(str(dtype), "FP64") if dtype.kind in "biuf" else "BYTES"
+        _DTYPE_V2[dtype] = found
+    return found
 
 
 def _values(array: np.ndarray) -> list[Any]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from starlette.responses import Response
+
 from plinth.core.errors import InvalidInput
 from plinth.serving.protocol import DATATYPES
 
@@ -153,16 +155,29 @@ def _binary_wanted(body: Any) -> tuple[bool, dict[str, bool]]:
     return default, named
 
 
+class JSONBytes(Response):
+    """A JSON answer already encoded: its two headers are set directly (a starlette
+    ``Response`` works them out on every answer)."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, status_code: int = 200) -> None:
+        self.body = body
+        self.status_code = status_code
+        self.background = None
+        self.raw_headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+
+
 def infer_response(answer: dict[str, Any], body: Any) -> Any:
     """The HTTP response of a v2 answer: JSON, or JSON then the raw values of the outputs the
     request asked for in binary (``binary_data`` of an output, ``binary_data_output`` of all)."""
     import json
 
-    from starlette.responses import JSONResponse, Response
+    from orjson import dumps as _dumps
 
     default, named = _binary_wanted(body)
     if not default and not any(named.values()):
-        return JSONResponse(answer)
+        return JSONBytes(_dumps(answer))
     chunks, outputs = [], []
     for out in answer["outputs"]:
         if named.get(out["name"], default):

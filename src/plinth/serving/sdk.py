@@ -8,15 +8,21 @@
 from __future__ import annotations
 
 from plinth.core.ops import call
+from plinth.serving import jobs
 from plinth.serving import schemas as s
 from plinth.serving import service as svc
+from plinth.serving import stream_workers as sw
 
 __all__ = [
     "create_deployment",
     "delete_deployment",
+    "get_batch_job",
     "get_deployment",
+    "get_stream_worker",
     "inference_log_location",
+    "list_batch_jobs",
     "list_deployments",
+    "list_stream_workers",
     "update_deployment",
 ]
 
@@ -29,8 +35,12 @@ def create_deployment(
     sticky_key: str | None = None,
     description: str = "",
     project: str | None = None,
+    features: list[str] | str | None = None,
+    missing_features: str = "error",
 ) -> s.DeploymentInfo:
-    """Deploy ``models``: one reference, or a weight per reference (a canary); ``shadow`` is mirrored."""
+    """Deploy ``models``: one reference, or a weight per reference (a canary); ``shadow`` is mirrored;
+    ``features`` (``features:/SERVICE`` or ``view:feature`` references) fill the inputs a request
+    lacks from the online store; ``missing_features``: ``error`` or ``null`` for an entity without."""
     return call(
         s.CREATE,
         svc.create_deployment,
@@ -41,6 +51,8 @@ def create_deployment(
         replicas=replicas,
         sticky_key=sticky_key,
         description=description,
+        features=features,
+        missing_features=missing_features,
     )
 
 
@@ -64,6 +76,9 @@ def update_deployment(
     sticky_key: str | None = None,
     clear_sticky_key: bool = False,
     project: str | None = None,
+    features: list[str] | str | None = None,
+    clear_features: bool = False,
+    missing_features: str | None = None,
 ) -> s.DeploymentInfo:
     return call(
         s.UPDATE,
@@ -79,6 +94,9 @@ def update_deployment(
         description=description,
         sticky_key=sticky_key,
         clear_sticky_key=clear_sticky_key,
+        features=features,
+        clear_features=clear_features,
+        missing_features=missing_features,
     )
 
 
@@ -88,3 +106,22 @@ def delete_deployment(name: str, project: str | None = None) -> None:
 
 def inference_log_location(name: str, project: str | None = None) -> s.InferenceLogInfo:
     return call(s.INFERENCE_LOG, svc.inference_log_location, project=project, name=name)
+
+
+def list_batch_jobs(state: str | None = None, limit: int = 100, project: str | None = None) -> list[s.BatchJobInfo]:
+    """Batch inference jobs, newest first (``state``: queued, running, succeeded or failed)."""
+    return call(s.LIST_JOBS, jobs.list_jobs, project=project, state=state, limit=limit)
+
+
+def get_batch_job(id: str, project: str | None = None) -> s.BatchJobInfo:  # noqa: A002 - the route's word
+    """One batch inference job: its state, rows, output version, error and timings."""
+    return call(s.GET_JOB, jobs.get_job, project=project, id=id)
+
+
+def list_stream_workers(project: str | None = None) -> list[s.StreamWorkerInfo]:
+    """Streaming inference workers: what each consumes, its counts, state and last heartbeat."""
+    return call(s.LIST_WORKERS, sw.list_workers, project=project)
+
+
+def get_stream_worker(id: str, project: str | None = None) -> s.StreamWorkerInfo:  # noqa: A002 - the route's word
+    return call(s.GET_WORKER, sw.get_worker, project=project, id=id)

@@ -2,7 +2,10 @@
 
 A deployment's traffic is a weight per model reference (a canary when several), plus an
 optional shadow whose answers are logged and never returned, and an optional sticky key:
-requests carrying the same value of it always reach the same version (sticky A/B). A
+requests carrying the same value of it always reach the same version (sticky A/B). It may
+carry features (a feature service or ``view:feature`` references, what ``plinth serve
+--features`` takes) that its server fills from the online store by the request's entity keys,
+with a policy for entities that have no online value (``error`` or ``null``). A
 policy the runtime cannot honour (weights not adding up to 100, one version twice, a
 shadow that also takes traffic) is refused here.
 """
@@ -102,6 +105,32 @@ def _replicas(value: object) -> int:
     return value
 
 
+def _features(ctx: Context, features: object) -> list[str] | None:
+    """The feature references of a deployment, checked against the feature registry."""
+    from plinth.features.service import resolve_features
+    from plinth.serving.enrich import parse_feature_refs
+
+    if features is None:
+        return None
+    if isinstance(features, str):
+        features = [features]
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise InvalidInput("features must be features:/SERVICE or a list of view:feature references", field="features")
+    names, service = parse_feature_refs(features)
+    resolve_features(ctx, names, feature_service=service)  # an unknown service, view or feature: refused here
+    return [service] if service is not None else names
+
+
+def _missing_features(value: object) -> str:
+    from plinth.serving.enrich import MISSING
+
+    if value not in MISSING:
+        raise InvalidInput(
+            f"missing_features must be one of {', '.join(MISSING)}, not {value!r}", field="missing_features"
+        )
+    return str(value)
+
+
 def _info(ctx: Context, row: Deployment) -> s.DeploymentInfo:
     return s.DeploymentInfo(
         id=row.id,
@@ -111,6 +140,8 @@ def _info(ctx: Context, row: Deployment) -> s.DeploymentInfo:
         shadow=row.shadow,
         sticky_key=row.sticky_key,
         replicas=row.replicas,
+        features=row.features,
+        missing_features=row.missing_features or "error",
         status=row.status,  # type: ignore[arg-type]
         status_message=row.status_message,
         description=row.description,
@@ -135,6 +166,8 @@ def _summary(row: Deployment) -> dict[str, Any]:
         "shadow": row.shadow,
         "sticky_key": row.sticky_key,
         "replicas": row.replicas,
+        "features": row.features,
+        "missing_features": row.missing_features,
         "status": row.status,
     }
 
@@ -147,8 +180,11 @@ def create_deployment(
     replicas: int = 1,
     sticky_key: str | None = None,
     description: str = "",
+    features: list[str] | str | None = None,
+    missing_features: str = "error",
 ) -> s.DeploymentInfo:
-    """Create a deployment of ``models`` (a reference, or a weight per reference for a canary)."""
+    """Create a deployment of ``models`` (a reference, or a weight per reference for a canary);
+    ``features`` are filled from the online store by the request's entity keys when it serves."""
     ctx.require("write")
     validate_name(name, "deployment name")
     traffic = _traffic(ctx, models)
@@ -161,6 +197,8 @@ def create_deployment(
         shadow=_shadow(ctx, shadow, traffic),
         sticky_key=_sticky_key(sticky_key),
         replicas=_replicas(replicas),
+        features=_features(ctx, features),
+        missing_features=_missing_features(missing_features),
         status="created",
         status_message="",
         description=str(description)[:5000],
@@ -203,8 +241,11 @@ def update_deployment(
     description: str | None = None,
     sticky_key: str | None = None,
     clear_sticky_key: bool = False,
+    features: list[str] | str | None = None,
+    clear_features: bool = False,
+    missing_features: str | None = None,
 ) -> s.DeploymentInfo:
-    """Change a deployment's traffic, shadow, sticky key, replicas, status or description."""
+    """Change a deployment's traffic, shadow, sticky key, features, replicas, status or description."""
     ctx.require("write")
     row = _get(ctx, name)
     before = _summary(row)
@@ -218,6 +259,12 @@ def update_deployment(
         row.sticky_key = None
     elif sticky_key is not None:
         row.sticky_key = _sticky_key(sticky_key)
+    if clear_features:
+        row.features = None
+    elif features is not None:
+        row.features = _features(ctx, features)
+    if missing_features is not None:
+        row.missing_features = _missing_features(missing_features)
     if replicas is not None:
         row.replicas = _replicas(replicas)
     if status is not None:

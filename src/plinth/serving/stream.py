@@ -34,6 +34,7 @@ a bad entry never blocks the group.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -46,14 +47,19 @@ from plinth.core.errors import InvalidInput, PlinthError
 
 __all__ = ["StreamStats", "StreamWorker", "stream_predict"]
 
+log = logging.getLogger("plinth.serving.stream")
+
 DATA_FIELD = "data"
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
 
 class StreamStats(BaseModel):
-    """What a worker did: entries handled, scored, sent to the dead-letter stream, reclaimed."""
+    """What a worker did: entries handled, scored, sent to the dead-letter stream, reclaimed;
+    ``consumed`` counts the entries read, ``acked`` those acknowledged (after their write)."""
 
+    consumed: int = 0
+    acked: int = 0
     entries: int = 0
     predicted: int = 0
     dead: int = 0
@@ -155,6 +161,8 @@ class StreamWorker:
         self._clients: dict[str, Any] = {}
         self._stopping = False
         self._claim_cursor = "0-0"
+        self.record: Any = None  # this worker's record on the platform, once run() registered it
+        self._last_report = 0.0
 
     def __repr__(self) -> str:
         return f"StreamWorker(model={self.model!r}, source={self.source!r}, sink={self.sink!r}, group={self.group!r})"
@@ -355,16 +363,17 @@ class StreamWorker:
         """Score, write, then acknowledge ``entries``."""
         if not entries:
             return
+        self.stats.consumed += len(entries)
         results, dead = self.predict(entries)
         self.write(results, dead)
         self.ack(entries)
+        self.stats.acked += len(entries)
         self.stats.entries += len(entries)
         self.stats.predicted += len(results)
         self.stats.dead += len(dead)
         self.stats.reclaimed += sum(e.redelivered for e in entries)
         self.stats.batches += 1
 
-    # --- the loop ---------------------------------------------------------------------------
     def _room(self, max_entries: int | None) -> int:
         if max_entries is None:
             return self.batch_size
@@ -377,14 +386,75 @@ class StreamWorker:
             if self._claim_cursor == "0-0":
                 return
 
+    # --- visible to the platform: registered, counts and a heartbeat, its end ---------------------
+    def _register(self) -> None:
+        from plinth.core.ops import call
+        from plinth.serving import schemas as s
+        from plinth.serving import stream_workers as sw
+
+        self.record = call(
+            s.REGISTER_WORKER,
+            sw.register_worker,
+            project=self.project,
+            source=sw.public_url(self.source),
+            group=self.group,
+            consumer=self.consumer,
+            sink=sw.public_url(self.sink),
+            model=self.model_label,
+        )
+        self._last_report = time.monotonic()
+
+    def _report(self, state: str = "running", error: str | None = None) -> None:
+        from plinth.core.ops import call
+        from plinth.serving import schemas as s
+        from plinth.serving import stream_workers as sw
+
+        counts = {name: getattr(self.stats, name) for name in s.COUNTS}
+        try:
+            call(
+                s.REPORT_WORKER,
+                sw.report_worker,
+                project=self.project,
+                id=self.record.id,
+                counts=counts,
+                state=state,
+                error=error,
+            )
+        except Exception:  # the stream goes on; the platform sees a late heartbeat
+            log.warning("stream worker %s: its report could not be written", self.consumer, exc_info=True)
+        self._last_report = time.monotonic()
+
+    def _beat(self) -> None:
+        from plinth.serving.stream_workers import HEARTBEAT_S
+
+        if time.monotonic() - self._last_report >= HEARTBEAT_S:
+            self._report()
+
+    # --- the loop -------------------------------------------------------------------------------
     def run(self, max_entries: int | None = None) -> StreamStats:
-        """Handle entries until ``max_entries`` were handled or ``stop()`` was called."""
+        """Handle entries until ``max_entries`` were handled or ``stop()`` was called. The worker
+        registers itself with the platform, reports its counts while it runs, and its end."""
         self.start()
+        self._register()
+        try:
+            self._loop(max_entries)
+        except (KeyboardInterrupt, SystemExit):
+            self._report("stopped")
+            raise
+        except BaseException as exc:
+            message = exc.message if isinstance(exc, PlinthError) else f"{type(exc).__name__}: {exc}"
+            self._report("failed", error=message)
+            raise
+        self._report("stopped")
+        return self.stats
+
+    def _loop(self, max_entries: int | None) -> None:
         while not self._stopping and self._room(max_entries):  # this consumer's own leftovers first
             entries = self.read(self._room(max_entries), pending=True)
             if not entries:
                 break
             self.process(entries)
+            self._beat()
         self._reclaim_all(max_entries)
         interval = max(self.claim_idle_ms, self.block_ms) / 1000
         last_claim = time.monotonic()
@@ -394,7 +464,7 @@ class StreamWorker:
             if not entries or time.monotonic() - last_claim >= interval:
                 self._reclaim_all(max_entries)
                 last_claim = time.monotonic()
-        return self.stats
+            self._beat()
 
 
 def stream_predict(model: str, source: str, sink: str, max_entries: int | None = None, **options: Any) -> StreamStats:

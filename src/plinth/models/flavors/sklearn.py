@@ -209,12 +209,20 @@ class SklearnPredictor:
         if not self._frame:
             return data.to_numpy()
         if self.array_input:
-            names = getattr(self.raw, "feature_names_in_", None)
-            if names is not None and len(data.columns) == len(names) and (data.columns == names).all():
+            names = self._fitted_names()
+            if names is not None and tuple(data.columns) == names:
                 array = data.to_numpy()
                 if array.dtype.kind in "fiu":
                     return array
         return data
+
+    def _fitted_names(self) -> tuple[str, ...] | None:
+        try:
+            return self._names
+        except AttributeError:
+            names = getattr(self.raw, "feature_names_in_", None)
+            self._names: tuple[str, ...] | None = None if names is None else tuple(str(n) for n in names)
+            return self._names
 
     def predict(self, data: Any, **params: Any) -> Any:
         return self.raw.predict(self._x(data), **params)

@@ -64,6 +64,16 @@ class GRPCInferenceServiceStub:
                 request_serializer=plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.ModelInferRequest.SerializeToString,
                 response_deserializer=plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.ModelInferResponse.FromString,
                 _registered_method=True)
+        self.ModelStatistics = channel.unary_unary(
+                '/inference.GRPCInferenceService/ModelStatistics',
+                request_serializer=plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.ModelStatisticsRequest.SerializeToString,
+                response_deserializer=plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.ModelStatisticsResponse.FromString,
+                _registered_method=True)
+        self.RepositoryIndex = channel.unary_unary(
+                '/inference.GRPCInferenceService/RepositoryIndex',
+                request_serializer=plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.RepositoryIndexRequest.SerializeToString,
+                response_deserializer=plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.RepositoryIndexResponse.FromString,
+                _registered_method=True)
 
 
 class GRPCInferenceServiceServicer:
@@ -105,6 +115,18 @@ class GRPCInferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ModelStatistics(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RepositoryIndex(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GRPCInferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +159,16 @@ def add_GRPCInferenceServiceServicer_to_server(servicer, server):
                     servicer.ModelInfer,
                     request_deserializer=plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.ModelInferRequest.FromString,
                     response_serializer=plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.ModelInferResponse.SerializeToString,
+            ),
+            'ModelStatistics': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModelStatistics,
+                    request_deserializer=plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.ModelStatisticsRequest.FromString,
+                    response_serializer=plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.ModelStatisticsResponse.SerializeToString,
+            ),
+            'RepositoryIndex': grpc.unary_unary_rpc_method_handler(
+                    servicer.RepositoryIndex,
+                    request_deserializer=plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.RepositoryIndexRequest.FromString,
+                    response_serializer=plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.RepositoryIndexResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -301,6 +333,60 @@ class GRPCInferenceService:
             '/inference.GRPCInferenceService/ModelInfer',
             plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.ModelInferRequest.SerializeToString,
             plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.ModelInferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModelStatistics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inference.GRPCInferenceService/ModelStatistics',
+            plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.ModelStatisticsRequest.SerializeToString,
+            plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.ModelStatisticsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RepositoryIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inference.GRPCInferenceService/RepositoryIndex',
+            plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.RepositoryIndexRequest.SerializeToString,
+            plinth_dot_serving_dot_v2grpc_dot_inference__messages__pb2.RepositoryIndexResponse.FromString,
             options,
             channel_credentials,
             insecure,
