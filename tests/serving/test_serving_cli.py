@@ -102,3 +102,16 @@ def test_serve_refuses_an_unknown_model_with_its_exit_code(platform: Platform, t
     out = subprocess.run(cmd, env=env(tmp_path / "home"), capture_output=True, text=True, timeout=120)
     assert out.returncode == 4, out.stderr
     assert "registered model 'nope' does not exist in project 'default'" in out.stderr
+
+
+def test_serve_refuses_an_unknown_http_protocol_before_loading_anything(registered: Platform, tmp_path: Path) -> None:
+    call = registered.caller().call
+    call(svc.create_deployment, name="churn-live", models={"models:/iris/1": 100})
+    before = call(svc.get_deployment, name="churn-live").status
+    cmd = [sys.executable, "-m", "plinth.cli.main", "serve", "--deployment", "churn-live"]
+    bad = {**env(tmp_path / "home"), "PLINTH_SERVE_HTTP": "quic"}
+    out = subprocess.run(cmd, env=bad, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "PLINTH_SERVE_HTTP must be coalescing, httptools, h11 or auto, got 'quic'" in out.stderr
+    assert "serving" not in out.stdout  # nothing was loaded or announced
+    assert call(svc.get_deployment, name="churn-live").status == before  # the deployment was not touched

@@ -83,6 +83,12 @@ def serve(
         raise fail("--name needs exactly one model", 2)
     if workers < 1:
         raise fail(f"--workers must be at least 1, got {workers}", 2)
+    from plinth.serving.http_protocol import http_protocol
+
+    try:
+        http = http_protocol()  # PLINTH_SERVE_HTTP, checked before anything loads
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
     if workers > 1 and grpc_port is not None:  # the workers bind it together (SO_REUSEPORT): free it must be
         from plinth.serving.grpc_server import check_grpc_port
 
@@ -119,10 +125,7 @@ def serve(
         update_deployment(deployment, status="serving", status_message=f"{host}:{port}", project=project)
     # uvicorn re-raises SIGTERM after a graceful shutdown: make it an exit that runs `finally`
     signal.signal(signal.SIGTERM, _exit)
-    from plinth.serving.http_protocol import http_protocol
-
-    run: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": False}
-    run["http"] = http_protocol()
+    run: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": False, "http": http}
     try:
         if workers == 1:
             uvicorn.run(server.app, **run)
