@@ -263,6 +263,19 @@ def _uvicorn(factory: str, path: str, body: dict[str, Any], rows: int) -> Target
     return Target("", command, ready, path, body, rows)
 
 
+_NOOP_PLINTH_STACK = (
+    "import sys, uvicorn; from benchmarks.serving.targets import noop_asgi; "
+    "from plinth.serving.http_protocol import http_protocol; "
+    "uvicorn.run(noop_asgi(), host='127.0.0.1', port=int(sys.argv[1]), http=http_protocol(), "
+    "log_level='warning', access_log=False)"
+)
+
+
+def _noop_on_plinth_stack(body: dict[str, Any]) -> Target:
+    """The raw ASGI no-op under uvicorn with the protocol ``plinth serve`` runs (one write per answer)."""
+    return Target("", [sys.executable, "-c", _NOOP_PLINTH_STACK, "{port}"], "/", "/noop", body, 1)
+
+
 def _mlflow_command(work: Path) -> tuple[list[str], dict[str, str]]:
     from benchmarks.anchors import anchor_python
 
@@ -300,6 +313,7 @@ def targets(work: Path, compare_src: str | None, rounds: int, only: list[str] | 
         Target("", mlflow, "/ping", "/invocations", split_body(hundred), 100, mlflow_env),
     )
     add("ceiling", "no-op, raw ASGI (uvicorn)", _uvicorn("noop_asgi", "/noop", split_body(one), 1))
+    add("ceiling", "no-op, raw ASGI (plinth serve's protocol)", _noop_on_plinth_stack(split_body(one)))
     add("ceiling", "no-op, FastAPI route (uvicorn)", _uvicorn("noop_fastapi", "/noop", split_body(one), 1))
     add(
         "plain",
@@ -349,6 +363,7 @@ def summary(results: list[Measured]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     mlflow1, mlflow100 = best("mlflow models serve, 1 row"), best("mlflow models serve, 100 rows")
     noop = best("no-op, raw ASGI (uvicorn)")
+    noop_own = best("no-op, raw ASGI (plinth serve's protocol)")
     on1, on100 = best("plinth serve, 1 row, batching on"), best("plinth serve, 100 rows, batching on")
     fixed_on, fixed_off = (
         best("fixed 5 ms/call model, 1 row, batching on"),
@@ -358,7 +373,13 @@ def summary(results: list[Measured]) -> dict[str, Any]:
         out["single row: plinth / mlflow requests/s (target >= 20)"] = round(on1.rps / mlflow1.rps, 1)
         out["single row: plinth p99 ms (target <= 25)"] = round(on1.p99_ms, 1)
     if noop and on1:
-        out["single row: plinth / no-op requests/s (target >= 0.5)"] = round(on1.rps / noop.rps, 2)
+        out["single row: plinth / no-op on uvicorn's protocol, requests/s (target >= 0.5)"] = round(
+            on1.rps / noop.rps, 2
+        )
+    if noop_own and on1:
+        out["single row: plinth / no-op on plinth serve's protocol, requests/s (target >= 0.5)"] = round(
+            on1.rps / noop_own.rps, 2
+        )
     if mlflow100 and on100:
         out["100 rows: plinth / mlflow rows/s (target >= 10)"] = round(on100.rows_per_s / mlflow100.rows_per_s, 1)
     if fixed_on and fixed_off:
