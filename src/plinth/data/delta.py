@@ -13,15 +13,27 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 
 from plinth.core.errors import Unavailable
 from plinth.store.table_store import TableStore
 
-__all__ = ["dataset_lock", "duckdb_over", "latest_delta_version", "open_table", "restore", "write"]
+__all__ = [
+    "dataset_lock",
+    "duckdb_over",
+    "LogFacts",
+    "latest_delta_version",
+    "log_facts",
+    "new_duckdb",
+    "open_table",
+    "restore",
+    "write",
+]
 
 DUCKDB_MEMORY_LIMIT = "1GB"
 
@@ -113,6 +125,55 @@ def _plain_local_files(dt: Any) -> list[str] | None:
     return files or None
 
 
+@dataclass
+class LogFacts:
+    """What the Delta log's file statistics say of a version, where every file has them:
+    the row count, per column the null count, and the (min, max) of integer columns.
+    Exact (integers and counts are never truncated), so a check can be decided on them."""
+
+    rows: int
+    nulls: dict[str, int]
+    int_bounds: dict[str, tuple[int, int]]
+
+
+def log_facts(dt: Any) -> LogFacts | None:
+    """The :class:`LogFacts` of a version, or None where the statistics cannot be trusted
+    as they are (deletion vectors, column mapping) or are missing."""
+    try:
+        protocol = dt.protocol()
+        if "deletionVectors" in set(protocol.reader_features or []):
+            return None
+        meta = dt.metadata()
+        if (meta.configuration or {}).get("delta.columnMapping.mode", "none") != "none":
+            return None
+        actions = pa.table(dt.get_add_actions(flatten=True))
+    except Exception:
+        return None
+    if actions.num_rows == 0 or "num_records" not in actions.column_names:
+        return None
+    records = actions.column("num_records")
+    if records.null_count:
+        return None
+    facts = LogFacts(rows=int(pa.compute.sum(records).as_py() or 0), nulls={}, int_bounds={})
+    for col in actions.column_names:
+        if col.startswith("null_count."):
+            counts = actions.column(col)
+            if not counts.null_count and pa.types.is_integer(counts.type):
+                facts.nulls[col[len("null_count.") :]] = int(pa.compute.sum(counts).as_py() or 0)
+        elif col.startswith("min.") and "max." + col[4:] in actions.column_names:
+            lows, highs = actions.column(col), actions.column("max." + col[4:])
+            if (
+                pa.types.is_integer(lows.type)
+                and pa.types.is_integer(highs.type)
+                and not lows.null_count
+                and not highs.null_count
+            ):
+                low = pa.compute.min(lows).as_py()
+                high = pa.compute.max(highs).as_py()
+                facts.int_bounds[col[4:]] = (int(low), int(high))
+    return facts
+
+
 def numeric_bounds(dt: Any) -> dict[str, tuple[float, float]]:
     """Per column, the (min, max) that the Delta log's file statistics give, where every file
     has both. A hint only: the profile checks it against the min/max it computes."""
@@ -175,8 +236,8 @@ def _register_table(con: Any, dt: Any, name: str) -> None:
     con.register(name, dataset)
 
 
-def duckdb_over(dt: Any, name: str = "__t", extra: pa.RecordBatchReader | Any = None) -> Any:
-    """A DuckDB connection with the table (optionally unioned with staged data) as ``name``."""
+def new_duckdb() -> Any:
+    """A DuckDB connection for queries over datasets: bounded memory, every core."""
     import duckdb
 
     con = duckdb.connect(
@@ -187,8 +248,14 @@ def duckdb_over(dt: Any, name: str = "__t", extra: pa.RecordBatchReader | Any = 
         }
     )
     con.execute("SET enable_progress_bar = false")  # else DuckDB draws it on the caller's stdout
+    return con
+
+
+def duckdb_over(dt: Any, name: str = "__t", extra: pa.RecordBatchReader | Any = None) -> Any:
+    """A DuckDB connection with the table (optionally unioned with staged data) as ``name``."""
     if dt is None and extra is None:
         raise ValueError("nothing to query")
+    con = new_duckdb()
     if extra is None:
         _register_table(con, dt, name)
     elif dt is None:

@@ -37,6 +37,8 @@ from plinth.core.ids import new_id
 from plinth.core.names import validate_name
 from plinth.data import delta
 from plinth.data.evolution import arrow_columns, compare, conform, delta_columns, describe
+from plinth.data.profile_stream import StreamProfiler
+from plinth.data.profiling import FirstPass
 from plinth.data.schemas import (
     ColumnSchema,
     ExpectationSuite,
@@ -198,6 +200,7 @@ def ingest(
         staging: str | None = None
         errors = src.errors
         precheck: list[Any] | None = None
+        profiler: StreamProfiler | None = None
         try:
             _check_columns(src.reader.schema.names)
             incoming = arrow_columns(src.reader.schema)
@@ -242,6 +245,10 @@ def ingest(
                         staging,
                         name,
                     )
+            if profile and (is_new or mode == "overwrite"):
+                # the new version holds exactly these rows: profile them on the way
+                profiler = StreamProfiler(reader.schema, arrow_columns(reader.schema))
+                reader = profiler.wrap(reader)
             new_delta = delta.write(
                 tables,
                 location,
@@ -251,6 +258,8 @@ def ingest(
                 description=src.description,
             )
         except BaseException as exc:
+            if profiler is not None:
+                profiler.close()
             if is_new:
                 delta.remove_table(tables, location)
             raise _translate_write_error(exc, errors, name) from None
@@ -260,6 +269,7 @@ def ingest(
                 shutil.rmtree(staging, ignore_errors=True)
 
         try:
+            first = profiler.result() if profiler is not None else None
             return _record(
                 ctx,
                 name,
@@ -279,6 +289,7 @@ def ingest(
                 run,
                 profile,
                 started,
+                first,
             )
         except BaseException:
             if is_new:
@@ -437,8 +448,12 @@ def _record(
     run: str | None,
     want_profile: bool,
     started: float,
+    first: FirstPass | None = None,
 ) -> IngestResult:
-    """Steps 4 and 5: profile, validate, quarantine, then the metadata transaction."""
+    """Steps 4 and 5: profile, validate, quarantine, then the metadata transaction.
+
+    ``first``: the profile's first pass, done on the batches while they were written (a
+    version that holds exactly the written rows); else the profile scans the version."""
     from plinth.data import service
     from plinth.data.lineage_graph import add_edge
     from plinth.data.profiling import compute_profile
@@ -454,9 +469,8 @@ def _record(
     if want_profile:
         con = delta.duckdb_over(dt)
         try:
-            rows, profiles, seconds = compute_profile(
-                con, columns, bounds=delta.numeric_bounds(dt)
-            )
+            bounds = delta.numeric_bounds(dt) if first is None else None
+            rows, profiles, seconds = compute_profile(con, columns, bounds=bounds, first=first)
         finally:
             con.close()
         profile_json = Profile(

@@ -1,6 +1,8 @@
-"""Profiles of dataset versions, computed by DuckDB over the Delta table in one streaming
-pass (counts, nulls, approximate distinct counts, min/max/mean/std, approximate
-quantiles), then a second pass for histograms and top categories.
+"""Profiles of dataset versions, computed by DuckDB: a first pass (counts, nulls,
+approximate distinct counts, min/max/mean/std, approximate quantiles) over the Delta
+table, or over the batches while an ingest writes them
+(:mod:`plinth.data.profile_stream`); then a scan of the table for the histograms and top
+categories.
 
 Column names are quoted as identifiers; every value goes in as a query parameter.
 """
@@ -9,12 +11,13 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from plinth.data.schemas import CategoryCount, ColumnProfile, ColumnSchema, HistogramBin
 
-__all__ = ["column_kind", "compute_profile", "quote"]
+__all__ = ["FirstPass", "column_kind", "compute_profile", "first_pass_sql", "quote"]
 
 _NUMERIC = {"byte", "short", "integer", "long", "float", "double"}
 _TEMPORAL = {"date", "timestamp", "timestamp_ntz"}
@@ -83,30 +86,32 @@ def _bins(low: float, width: float, edges: list[float], counts: Any) -> list[His
     ]
 
 
-def compute_profile(
-    con: Any,
+@dataclass
+class FirstPass:
+    """The first scan's aggregates, computed elsewhere (e.g. by
+    :class:`plinth.data.profile_stream.StreamProfiler` on the batches being written), and a
+    uniform random sample of the numeric columns' rows for the quantiles."""
+
+    columns: list[ColumnSchema]
+    row: tuple[Any, ...]
+    sample: Any  # pa.Table of the numeric columns, at most QUANTILE_SAMPLE rows
+    seconds: float
+
+
+def first_pass_sql(
     columns: list[ColumnSchema],
-    table: str = "__t",
     bounds: dict[str, tuple[float, float]] | None = None,
-) -> tuple[int, list[ColumnProfile], float]:
-    """(row count, column profiles, seconds) of the relation ``table`` on ``con``.
+) -> tuple[str, dict[str, Any], list[tuple[ColumnSchema, str, list[str]]], dict[str, Any]]:
+    """The first scan's select list: count(*), then per column its aggregates.
 
-    Two scans whatever the width: the moments, approximate distinct counts and
-    reservoir-sampled quantiles of every column; then every numeric histogram (its edges
-    from the first scan's min/max) together with the exact counts of low-cardinality text
-    and boolean columns (wider ones by a grouped query each).
-
-    ``bounds`` (column -> (min, max), e.g. from the Delta log's file statistics) lets the
-    first scan also count the histograms of those columns; a histogram is kept only where
-    the scan's own min and max equal the hint (else it is counted in the second scan), so
-    the result is the same as without the hint.
+    Returns (select list, parameters, layout, hinted histograms); see
+    :func:`compute_profile` for ``bounds``. Quantiles are not in it: they come from a row
+    sample (:func:`_sample_quantiles`).
     """
-    start = time.perf_counter()
     selects = ["count(*)"]
     layout: list[tuple[ColumnSchema, str, list[str]]] = []
     params: dict[str, Any] = {}
     hinted: dict[str, tuple[float, float, list[float]]] = {}
-    quantiles = ", ".join(str(v) for v in QUANTILES.values())
     for col in columns:
         q = quote(col.name)
         kind = column_kind(col.type)
@@ -114,14 +119,8 @@ def compute_profile(
         names = ["count", "distinct"]
         if kind == "numeric":
             d = f"CAST({q} AS DOUBLE)"
-            parts += [
-                f"min({q})",
-                f"max({q})",
-                f"avg({d})",
-                f"stddev_samp({d})",
-                f"reservoir_quantile({d}, [{quantiles}], {QUANTILE_SAMPLE})",
-            ]
-            names += ["min", "max", "mean", "std", "quantiles"]
+            parts += [f"min({q})", f"max({q})", f"avg({d})", f"stddev_samp({d})"]
+            names += ["min", "max", "mean", "std"]
             hint = (bounds or {}).get(col.name)
             if hint is not None and _num(hint[0]) is not None and _num(hint[1]) is not None:
                 low, high = float(hint[0]), float(hint[1])
@@ -136,7 +135,75 @@ def compute_profile(
             names += ["min", "max"]
         selects += parts
         layout.append((col, kind, names))
-    row = con.execute(f"SELECT {', '.join(selects)} FROM {table}", params or None).fetchall()[0]
+    return ", ".join(selects), params, layout, hinted
+
+
+def _sample_quantiles(
+    con: Any, names: list[str], sample: Any = None, table: str | None = None
+) -> dict[str, Any]:
+    """Per numeric column, the quantiles of its values in a uniform sample of at most
+    ``QUANTILE_SAMPLE`` rows: ``sample`` (an Arrow table drawn already), else one that
+    DuckDB draws from ``table``. Same rule as ``reservoir_quantile``: exact when the
+    sample is the whole table."""
+    if not names or (sample is None and table is None):
+        return {}
+    qs = ", ".join(str(v) for v in QUANTILES.values())
+    parts = [
+        f"reservoir_quantile(CAST({quote(n)} AS DOUBLE), [{qs}], {QUANTILE_SAMPLE})" for n in names
+    ]
+    if sample is None:
+        cols = ", ".join(quote(n) for n in names)
+        source = f"(SELECT {cols} FROM {table} USING SAMPLE reservoir({QUANTILE_SAMPLE} ROWS))"
+        row = con.execute(f"SELECT {', '.join(parts)} FROM {source}").fetchall()[0]
+        return dict(zip(names, row, strict=True))
+    con.register("__sample", sample)
+    try:
+        row = con.execute(f"SELECT {', '.join(parts)} FROM __sample").fetchall()[0]
+    finally:
+        con.unregister("__sample")
+    return dict(zip(names, row, strict=True))
+
+
+def compute_profile(
+    con: Any,
+    columns: list[ColumnSchema],
+    table: str = "__t",
+    bounds: dict[str, tuple[float, float]] | None = None,
+    first: FirstPass | None = None,
+) -> tuple[int, list[ColumnProfile], float]:
+    """(row count, column profiles, seconds) of the relation ``table`` on ``con``.
+
+    Two scans whatever the width: the moments and approximate distinct counts of every
+    column; then every numeric histogram (its edges from the first scan's min/max) and the
+    exact counts of low-cardinality text and boolean columns (wider ones by a grouped query
+    each). The quantiles come from a uniform sample of at most ``QUANTILE_SAMPLE`` rows.
+
+    ``bounds`` (column -> (min, max), e.g. from the Delta log's file statistics) lets the
+    first scan also count the histograms of those columns; a histogram is kept only where
+    the scan's own min and max equal the hint (else it is counted in the second scan), so
+    the result is the same as without the hint.
+
+    ``first``: the first scan already done on the same rows (same columns and types), as
+    an ingest does while it writes; then only the second scan reads ``table``, and the
+    quantiles come from ``first.sample`` (a uniform sample of rows; the same values as
+    ``reservoir_quantile`` gives when the table has at most ``QUANTILE_SAMPLE`` rows).
+    """
+    start = time.perf_counter()
+    if first is not None and [(c.name, c.type) for c in first.columns] != [
+        (c.name, c.type) for c in columns
+    ]:
+        first = None  # written as other types than streamed: scan the table instead
+    if first is None:
+        sql, params, layout, hinted = first_pass_sql(columns, bounds)
+        row = con.execute(f"SELECT {sql} FROM {table}", params or None).fetchall()[0]
+    else:
+        _, _, layout, hinted = first_pass_sql(columns)
+        row = first.row
+    numeric = [c.name for c, kind, _ in layout if kind == "numeric"]
+    if first is None:  # a sample drawn by its own query: 0.2 CPU-s against 0.7 inline (2 M rows)
+        sampled = _sample_quantiles(con, numeric, table=table)
+    else:
+        sampled = _sample_quantiles(con, numeric, sample=first.sample)
     rows = int(row[0])
     profiles: list[ColumnProfile] = []
     i = 1
@@ -159,7 +226,7 @@ def compute_profile(
         if kind == "numeric":
             prof.mean = _num(values["mean"])
             prof.std = _num(values["std"])
-            qs = values["quantiles"]
+            qs = sampled.get(col.name)
             if qs is not None:
                 pairs = zip(QUANTILES, (_num(x) for x in qs), strict=True)
                 prof.quantiles = {k: v for k, v in pairs if v is not None}
@@ -169,13 +236,15 @@ def compute_profile(
                     prof.histogram = _bins(low, width, edges, values["histogram"])
         profiles.append(prof)
     _second_pass(con, table, profiles)
-    return rows, profiles, time.perf_counter() - start
+    seconds = time.perf_counter() - start + (first.seconds if first is not None else 0.0)
+    return rows, profiles, seconds
 
 
 def _second_pass(con: Any, table: str, profiles: list[ColumnProfile]) -> None:
-    """Equal-width histograms of every numeric column and the exact value counts of
-    low-cardinality text and boolean columns, together in one scan; then the top values of
-    wider text columns by a grouped query each."""
+    """Equal-width histograms of every numeric column in one scan, the exact value counts
+    of low-cardinality text and boolean columns in another; then the top values of wider
+    text columns by a grouped query each. (One query for both kinds of histogram costs
+    DuckDB 2.5 times the CPU of the two: measured at 10 M rows, 10.7 against 4.4 s.)"""
     parts: list[str] = []
     params: dict[str, Any] = {}
     plans = []
@@ -193,12 +262,14 @@ def _second_pass(con: Any, table: str, profiles: list[ColumnProfile]) -> None:
         for p in profiles
         if p.kind in {"text", "boolean"} and p.count and (p.distinct or 0) <= SMALL_DISTINCT
     ]
-    parts += [f"histogram(CAST({quote(p.name)} AS VARCHAR))" for p in small]
     if parts:
-        row = con.execute(f"SELECT {', '.join(parts)} FROM {table}", params or None).fetchall()[0]
-        for (prof, low, width, edges), counts in zip(plans, row[: len(plans)], strict=True):
+        row = con.execute(f"SELECT {', '.join(parts)} FROM {table}", params).fetchall()[0]
+        for (prof, low, width, edges), counts in zip(plans, row, strict=True):
             prof.histogram = _bins(low, width, edges, counts)
-        for prof, counts in zip(small, row[len(plans) :], strict=True):
+    if small:
+        texts = ", ".join(f"histogram(CAST({quote(p.name)} AS VARCHAR))" for p in small)
+        row = con.execute(f"SELECT {texts} FROM {table}").fetchall()[0]
+        for prof, counts in zip(small, row, strict=True):
             ranked = sorted((counts or {}).items(), key=lambda kv: (-kv[1], str(kv[0])))[:TOP_K]
             prof.top = [CategoryCount(value=v, count=int(c)) for v, c in ranked]
     for prof in profiles:

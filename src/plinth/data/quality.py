@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from plinth.core.errors import InvalidInput
+from plinth.data.delta import LogFacts
 from plinth.data.expression import CHECK_COLUMN, TABLE, checked_select
 from plinth.data.profiling import quote
 from plinth.data.schemas import Expectation, ExpectationResult, ExpectationSuite
@@ -25,6 +26,8 @@ from plinth.data.schemas import Expectation, ExpectationResult, ExpectationSuite
 __all__ = ["as_suite", "check_suite", "evaluate", "suite_from_yaml"]
 
 SAMPLE_ROWS = 5
+UNIQUE_COUNTING_SPAN = 1 << 24  # integer columns of at most this range: counted in an array
+_INTEGERS = {"byte", "short", "integer", "long"}
 _NEEDS_COLUMN = {"not_null", "between", "in_set", "matches_regex", "freshness"}
 
 
@@ -190,17 +193,79 @@ def _jsonable_rows(table: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _decided_by_log(
+    e: Expectation, columns: dict[str, str], facts: LogFacts | None
+) -> tuple[int, int | None] | None:
+    """(failing rows, denominator) of a row check that the Delta log's exact statistics
+    decide without reading the rows, else None: ``not_null`` from the null counts,
+    ``between`` on an integer column whose every value lies inside the bounds."""
+    if facts is None or not e.column or e.column not in facts.nulls:
+        return None
+    nulls = facts.nulls[e.column]
+    if e.type == "not_null":
+        return nulls, None
+    if e.type != "between" or columns.get(e.column) not in _INTEGERS:
+        return None
+    bounds = facts.int_bounds.get(e.column)
+    limits = [v for v in (e.min, e.max) if v is not None]
+    if bounds is None or any(isinstance(v, bool) or not isinstance(v, int | float) for v in limits):
+        return None
+    low, high = bounds
+    if (e.min is None or low >= e.min) and (e.max is None or high <= e.max):
+        return 0, facts.rows - nulls
+    return None
+
+
+def _unique_by_counting(
+    con: Any, e: Expectation, columns: dict[str, str], facts: LogFacts | None
+) -> tuple[int, int] | None:
+    """(duplicates, non-null values) of ``unique`` on one integer column whose range (from
+    the Delta log) is small: each value's occurrences counted in an array indexed by value,
+    instead of a hash table. None where that does not apply."""
+    import numpy as np
+
+    name = e.column
+    if facts is None or not name or e.columns or columns.get(name) not in _INTEGERS:
+        return None
+    bounds = facts.int_bounds.get(name)
+    if bounds is None:
+        return None
+    span = bounds[1] - bounds[0] + 1
+    if span > UNIQUE_COUNTING_SPAN or span > 4 * facts.rows + 1024:
+        return None
+    q = quote(name)
+    values = con.sql(f"SELECT {q} FROM {TABLE} WHERE {q} IS NOT NULL").to_arrow_table()
+    offsets = values.column(0).to_numpy().astype(np.int64, copy=False) - bounds[0]
+    if len(offsets) and (offsets.min() < 0 or offsets.max() >= span):
+        return None  # the statistics do not cover the values: count in SQL
+    present = np.count_nonzero(np.bincount(offsets, minlength=span))
+    return int(len(offsets) - present), len(offsets)
+
+
 def evaluate(
-    con: Any, columns: dict[str, str], suite: ExpectationSuite, now: datetime
+    con: Any,
+    columns: dict[str, str],
+    suite: ExpectationSuite,
+    now: datetime,
+    facts: LogFacts | None = None,
 ) -> list[ExpectationResult]:
-    """Run ``suite`` over relation ``__t`` on ``con``; one result per expectation."""
+    """Run ``suite`` over relation ``__t`` on ``con``; one result per expectation.
+
+    ``facts`` (the Delta log's statistics of the version that ``__t`` is, exactly) lets
+    checks that they decide skip the scan, and ``unique`` on a small-range integer column
+    count with an array; the results are the same as the scan's."""
     check_suite(suite, columns)
     selects = ["count(*)"]
     params: list[Any] = []
     plan: list[tuple[Expectation, str | None, int]] = []
     for e in suite.expectations:
         cond = None
-        if e.type in {"not_null", "between", "in_set", "matches_regex"}:
+        decided = _decided_by_log(e, columns, facts)
+        counted = _unique_by_counting(con, e, columns, facts) if e.type == "unique" else None
+        if decided is not None or counted is not None:
+            failing, denominator = decided or counted  # type: ignore[misc]
+            selects += [str(int(failing)), "NULL" if denominator is None else str(denominator)]
+        elif e.type in {"not_null", "between", "in_set", "matches_regex"}:
             cond_params: list[Any] = []
             cond = _failing_condition(e, cond_params)
             selects.append(f"count(*) FILTER (WHERE {cond})")

@@ -534,9 +534,10 @@ def run_suite(
     """Evaluate ``suite`` on a Delta version (and staged rows about to be added)."""
     from plinth.data.quality import evaluate
 
+    facts = delta.log_facts(dt) if dt is not None and staged is None else None
     con = delta.duckdb_over(dt, extra=staged)
     try:
-        return evaluate(con, {c.name: c.type for c in columns}, suite, ctx.now())
+        return evaluate(con, {c.name: c.type for c in columns}, suite, ctx.now(), facts)
     finally:
         con.close()
 
