@@ -146,6 +146,9 @@ class SearchRequest(BaseModel):
     include_deleted: bool = False
 
 
+_UTC_TIMES = "datetime64[us, UTC]"
+
+
 class RunTable(BaseModel):
     """Runs as columns: attributes, then latest metrics, params and tags by key."""
 
@@ -191,7 +194,8 @@ class RunTable(BaseModel):
             return np.array(values, dtype=object)
 
         def times(values: list[Any]) -> Any:
-            return pd.DatetimeIndex(values) if values else pd.DatetimeIndex([], tz="UTC")
+            # one dtype whatever the tzinfo objects (pydantic's UTC on the remote side) or all missing
+            return pd.DatetimeIndex(values, dtype=_UTC_TIMES)
 
         data: dict[str, Any] = {
             "run_id": text(self.run_id),

@@ -345,17 +345,34 @@ def _or(syn: _Syntax) -> Node:
     return parts[0] if len(parts) == 1 else BoolOp("or", tuple(parts))
 
 
+# Parsed texts, kept per process: the nodes are frozen, and the same search is often run again.
+_PARSED_MAX = 256
+_parsed: dict[tuple[str, str], Any] = {}
+
+
+def _remember(kind: str, text: str, value: Any) -> Any:
+    if len(_parsed) >= _PARSED_MAX:
+        _parsed.clear()
+    _parsed[kind, text] = value
+    return value
+
+
 def parse_filter(text: str | None) -> Node | None:
     """Parse a filter string; ``None`` or blank means no filter."""
-    if text is None or not text.strip():
+    if text is None:
         return None
     if not isinstance(text, str) or len(text) > MAX_FILTER_LENGTH:
         raise InvalidInput(f"filter must be a string of at most {MAX_FILTER_LENGTH} characters", field="filter")
+    known = _parsed.get(("filter", text))
+    if known is not None:
+        return known  # type: ignore[no-any-return]
+    if not text.strip():
+        return None
     syn = _Syntax(text, "filter")
     node = _or(syn)
     if syn.peek.kind != "end":
         raise syn.error(syn.peek, "expected 'and', 'or' or the end of the filter")
-    return node
+    return _remember("filter", text, node)  # type: ignore[no-any-return]
 
 
 def parse_order_by(items: list[str] | None) -> list[tuple[FieldRef, bool]]:
@@ -364,12 +381,15 @@ def parse_order_by(items: list[str] | None) -> list[tuple[FieldRef, bool]]:
     for item in items or []:
         if not isinstance(item, str):
             raise InvalidInput("order_by items must be strings such as 'metrics.auc desc'", field="order_by")
-        syn = _Syntax(item, "order_by")
-        field = _field(syn)
-        direction = syn.accept_keyword("asc", "desc")
-        if syn.peek.kind != "end":
-            raise syn.error(syn.peek, "expected 'asc', 'desc' or the end of the item")
-        out.append((field, direction is not None and direction.lower == "desc"))
+        known = _parsed.get(("order_by", item))
+        if known is None:
+            syn = _Syntax(item, "order_by")
+            field = _field(syn)
+            direction = syn.accept_keyword("asc", "desc")
+            if syn.peek.kind != "end":
+                raise syn.error(syn.peek, "expected 'asc', 'desc' or the end of the item")
+            known = _remember("order_by", item, (field, direction is not None and direction.lower == "desc"))
+        out.append(known)
     return out
 
 

@@ -5,6 +5,8 @@
   its filter and order (entities, attributes, operators), the kind of scope and the plan;
   keys, values, scope ids and limits are bound parameters. Each shape is built once per
   process and run again with the next search's values (never values in the SQL text).
+  On SQLite each runs as SQL text compiled once, on the driver's connection (see
+  ``search_sql``): SQLAlchemy's work per execution costs as much as SQLite's here.
 * **Plans.** "scan" walks the runs in scope in the page's order and probes each against
   the filter (it stops after a page of matches). "index" starts from the range of the
   ``latest_metrics (key, value, run_id)`` index that a metric comparison in the filter's
@@ -35,6 +37,7 @@ from plinth.tracking.search import (
     filter_shape,
     index_drivers,
 )
+from plinth.tracking.search_sql import Prepared
 from plinth.tracking.tables import LatestMetric, Run, RunParam, RunTag
 
 __all__ = ["DRIVE_CAP", "PLANS", "SCOPE_CAP", "cached_statement", "find_page", "page_values"]
@@ -45,7 +48,7 @@ DRIVE_CAP = 20_000
 # Most runs in scope a probe counts (a count of the scope's index, well under a walk's cost).
 SCOPE_CAP = 200_000
 _CACHE_MAX = 512
-_statements: dict[tuple[Any, ...], Any] = {}
+_statements: dict[tuple[Any, ...], Prepared] = {}
 
 COLUMNS_OUT = (
     Run.id,
@@ -59,13 +62,13 @@ COLUMNS_OUT = (
 )
 
 
-def cached_statement(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+def cached_statement(key: tuple[Any, ...], build: Callable[[], Any]) -> Prepared:
     """The statement built by ``build`` for ``key``, built once per process (bound parameters only)."""
     stmt = _statements.get(key)
     if stmt is None:
         if len(_statements) >= _CACHE_MAX:
             _statements.clear()
-        stmt = _statements[key] = build()
+        stmt = _statements[key] = Prepared(build())
     return stmt
 
 
@@ -124,7 +127,7 @@ class _Search:
             out.append(condition)
         return out
 
-    def driver_counts(self) -> Any:
+    def driver_counts(self) -> Prepared:
         """The entries of each driver's index range, each counted up to ``DRIVE_CAP``."""
 
         def build() -> Any:
@@ -132,7 +135,7 @@ class _Search:
 
         return cached_statement(("drivers", *self.shape), build)
 
-    def scope_count(self) -> Any:
+    def scope_count(self) -> Prepared:
         """The runs in scope, counted up to the ``upto`` parameter."""
 
         def build() -> Any:
@@ -169,7 +172,7 @@ def _choose_driver(conn: Any, search: _Search, plan: str, need: int) -> int | No
     params = dict(search.params)
     for i in range(len(search.drivers)):
         params.update(search.driver_params(i))
-    counts = conn.execute(search.driver_counts(), params).one()
+    counts = search.driver_counts().fetch(conn, params)[0]
     best = min(range(len(counts)), key=counts.__getitem__)
     if plan == "index":
         return best
@@ -182,7 +185,7 @@ def _choose_driver(conn: Any, search: _Search, plan: str, need: int) -> int | No
         return None
     if wanted == 0:
         return best
-    scope_n = conn.execute(search.scope_count(), dict(search.params, upto=wanted)).scalar_one()
+    scope_n = search.scope_count().fetch(conn, dict(search.params, upto=wanted))[0][0]
     return best if scope_n >= wanted else None
 
 
@@ -217,7 +220,7 @@ def find_page(
             .limit(bindparam("limit"))
         )
 
-    return list(conn.execute(cached_statement(("page", *shape), build), params).all())
+    return cached_statement(("page", *shape), build).fetch(conn, params)
 
 
 def _page_by_metric(
@@ -271,15 +274,15 @@ def _page_by_metric(
             .limit(bindparam("limit"))
         )
 
-    rows = list(conn.execute(cached_statement(("first", descending, *shape), first), params).all())
+    rows = cached_statement(("first", descending, *shape), first).fetch(conn, params)
     if len(rows) == limit:
         return rows
     if rows or offset == 0:
         with_metric = offset + len(rows)
     else:  # the offset may lie past the first part: count it
-        with_metric = conn.execute(cached_statement(("count", *shape), count), params).scalar_one()
+        with_metric = cached_statement(("count", *shape), count).fetch(conn, params)[0][0]
     rest_params = dict(params, offset=max(0, offset - with_metric), limit=limit - len(rows))
-    return rows + list(conn.execute(cached_statement(("rest", *shape), rest), rest_params).all())
+    return rows + cached_statement(("rest", *shape), rest).fetch(conn, rest_params)
 
 
 def _values_of(run_ids: Any) -> Any:
@@ -300,7 +303,7 @@ def _values_of(run_ids: Any) -> Any:
 
 def page_values(
     scope_column: str, scope_ids: list[str], include_deleted: bool, whole: bool
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[Prepared, dict[str, Any]]:
     """The statement for a page's values and its fixed parameters (add ``ids`` unless ``whole``).
 
     ``whole``: the page is every run in scope with no filter, so its values are selected by the

@@ -691,7 +691,7 @@ def search_runs(
     if experiments:
         names = list(experiments)
         # the project and the experiments in one query (the project's own only if none is found)
-        found = dict(conn.execute(_experiments_by_name(), {"project": ctx.project, "names": names}).all())
+        found = dict(_experiments_by_name().fetch(conn, {"project": ctx.project, "names": names}))
         if not found:
             ctx.project_id()  # NotFound for a project that does not exist
         known = set(found) | set(found.values())
@@ -717,7 +717,7 @@ def search_runs(
         stmt, params = page_values(scope_column, scope_ids, include_deleted, whole)
         outs = (columns["metrics"], columns["params"], columns["tags"])
         for chunk in [ids] if whole else _chunks(ids):
-            for kind, run_id, key, number, text in conn.execute(stmt, params if whole else {"ids": list(chunk)}).all():
+            for kind, run_id, key, number, text in stmt.fetch(conn, params if whole else {"ids": list(chunk)}):
                 out = outs[kind]
                 col = out.get(key)
                 if col is None:

@@ -1,0 +1,137 @@
+"""Search statements run as SQL text on SQLite: the same rows as SQLAlchemy gives, errors translated.
+
+Also: parsed filters are kept per process, and a search's DataFrame is the same embedded
+and through the server (values, NaN and ±inf, column order and dtypes).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, bindparam, event, select
+from sqlalchemy.exc import OperationalError
+
+import plinth
+from plinth.core.errors import InvalidInput
+from plinth.core.platform import Platform
+from plinth.tracking import search
+from plinth.tracking import service as svc
+from plinth.tracking.search_sql import Prepared
+from plinth.tracking.tables import Run, RunParam
+
+
+def _seed(platform: Platform) -> list[str]:
+    c = platform.caller()
+    ids = []
+    for i in range(6):
+        run = c.call(svc.start_run, experiment="sql", name=f"r{i}", tags={"team": "risk"} if i % 2 else None)
+        c.call(
+            svc.log_batch,
+            run_id=run.id,
+            metrics=[("auc", [0.5, math.nan, math.inf, -math.inf, 0.9, 0.1][i], 0, None)],
+            params={"model": "rf" if i < 3 else "gbm", "seed": i},
+        )
+        ids.append(run.id)
+    return ids
+
+
+def _both_ways(platform: Platform, prepared: Prepared, params: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """Rows through the driver, then through SQLAlchemy (a cursor listener sends it that way)."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    with platform.context() as ctx:
+        direct = [tuple(r) for r in prepared.fetch(ctx.session.connection(), params)]
+    event.listen(platform.db.engine, "before_cursor_execute", record)
+    try:
+        with platform.context() as ctx:
+            observed = [tuple(r) for r in prepared.fetch(ctx.session.connection(), params)]
+    finally:
+        event.remove(platform.db.engine, "before_cursor_execute", record)
+    assert any("FROM runs" in s or "FROM run_params" in s for s in seen)  # listeners still see the SQL
+    return direct, observed
+
+
+def test_lists_datetimes_and_constants_bind_as_sqlalchemy_binds_them(platform: Platform) -> None:
+    ids = _seed(platform)
+    with platform.context() as ctx:
+        starts = dict(ctx.session.execute(select(Run.id, Run.start_time)).all())
+    after = starts[ids[2]] - timedelta(microseconds=1)  # an aware datetime: bound as SQLite's text
+    stmt = (
+        select(Run.name, RunParam.value)
+        .join(RunParam, RunParam.run_id == Run.id)
+        .where(
+            Run.id.in_(bindparam("ids", expanding=True)),
+            RunParam.key == bindparam("key"),
+            Run.start_time > bindparam("after", type_=Run.start_time.type),
+            RunParam.run_id.in_(bindparam("ids", expanding=True)),  # the same list twice
+            Run.name.concat("") != "",  # a constant of the statement's own
+        )
+        .order_by(Run.name)
+        .limit(10)
+    )
+    prepared = Prepared(stmt)
+    params = {"ids": ids[1:5], "key": "model", "after": after}
+    direct, observed = _both_ways(platform, prepared, params)
+    with platform.context() as ctx:
+        expected = [tuple(r) for r in ctx.session.execute(stmt, params).all()]
+    assert direct == observed == expected == [("r2", "rf"), ("r3", "gbm"), ("r4", "gbm")]
+    # an empty list: SQLAlchemy's own empty-set form, no rows
+    direct, observed = _both_ways(platform, prepared, dict(params, ids=[]))
+    assert direct == observed == []
+    assert datetime.now(UTC) > after  # the aware value was not changed in place
+    assert params["ids"] == ids[1:5] and isinstance(params["after"], datetime)
+
+
+def test_a_driver_error_is_sqlalchemys_error_and_the_session_rolls_back(platform: Platform) -> None:
+    _seed(platform)
+    missing = Table("no_such_table", MetaData(), Column("value", Integer))  # as if the schema were behind
+    broken = Prepared(select(missing.c.value).where(missing.c.value == bindparam("x")))
+    with pytest.raises(OperationalError, match="no such table: no_such_table"), platform.context() as ctx:
+        broken.fetch(ctx.session.connection(), {"x": 1})
+    prepared = Prepared(select(Run.name).where(Run.name == bindparam("name")))
+    with platform.context() as ctx:  # the failed transaction left nothing behind; the next one works
+        assert [tuple(r) for r in prepared.fetch(ctx.session.connection(), {"name": "r1"})] == [("r1",)]
+
+
+def test_parsed_filters_are_kept_and_bad_ones_still_fail_every_time() -> None:
+    text = "metrics.auc > 0.5 and params.model = 'rf'"
+    assert search.parse_filter(text) is search.parse_filter(text)
+    assert search.parse_order_by(["metrics.auc desc"]) == search.parse_order_by(["metrics.auc desc"])
+    for _ in range(2):
+        with pytest.raises(InvalidInput, match="position 12"):
+            search.parse_filter("metrics.auc ? 1")
+    assert search.parse_filter("   ") is None and search.parse_filter(None) is None
+    with pytest.raises(InvalidInput, match="filter must be a string"):
+        search.parse_filter(5)  # type: ignore[arg-type]
+    for i in range(search._PARSED_MAX + 5):  # bounded: the cache starts over when full
+        search.parse_filter(f"metrics.m{i} > 1")
+    assert len(search._parsed) <= search._PARSED_MAX
+
+
+def test_the_dataframe_is_the_same_embedded_and_through_the_server(remote_sdk) -> None:  # type: ignore[no-untyped-def]
+    platform: Platform = remote_sdk.platform
+    ids = _seed(platform)
+    local = platform.caller()
+    for kwargs in (
+        {"filter": "params.model = 'rf'"},
+        {"filter": "metrics.auc > 0.2 or params.seed IN ('1', '3')", "order_by": ["metrics.auc desc"]},
+        {"order_by": ["params.seed"], "max_results": 4},
+        {"filter": "params.model = 'none'"},
+    ):
+        embedded = local.call(svc.search_runs, experiments=["sql"], **kwargs).to_pandas()
+        remote = plinth.search_runs("sql", **kwargs)
+        pd.testing.assert_frame_equal(remote, embedded, check_dtype=True, check_exact=True)
+    df = plinth.search_runs("sql", order_by=["params.seed"])
+    assert list(df["run_id"]) == ids
+    assert math.isnan(df.loc[1, "metrics.auc"]) and df.loc[2, "metrics.auc"] == math.inf
+    assert df.loc[3, "metrics.auc"] == -math.inf and df["metrics.auc"].dtype == "float64"
+    assert str(df["start_time"].dtype) == "datetime64[us, UTC]" and df["params.model"].dtype == "str"
+    assert list(df["tags.team"].isna()) == [True, False] * 3 and df["parent_id"].isna().all()
+    assert list(df.columns[-4:]) == ["metrics.auc", "params.model", "params.seed", "tags.team"]
