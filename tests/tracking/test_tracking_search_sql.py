@@ -135,3 +135,16 @@ def test_the_dataframe_is_the_same_embedded_and_through_the_server(remote_sdk) -
     assert str(df["start_time"].dtype) == "datetime64[us, UTC]" and df["params.model"].dtype == "str"
     assert list(df["tags.team"].isna()) == [True, False] * 3 and df["parent_id"].isna().all()
     assert list(df.columns[-4:]) == ["metrics.auc", "params.model", "params.seed", "tags.team"]
+
+
+def test_text_columns_are_built_as_pandas_would_infer_them() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from plinth.tracking.schemas import _text_column
+
+    for values in (["rf", None, "gbm"], [None, None], [], ["é", "x" * 300], ["a", 3]):
+        built = pd.DataFrame({"c": _text_column(list(values))})
+        inferred = pd.DataFrame({"c": np.array(list(values), dtype=object)})
+        assert built["c"].dtype == inferred["c"].dtype, values
+        pd.testing.assert_frame_equal(built, inferred)

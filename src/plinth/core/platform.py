@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from plinth.core.context import LOCAL_ADMIN, Actor, Context, utcnow
 from plinth.core.settings import Settings, load_settings
 from plinth.store.blobs import BlobStore
-from plinth.store.db import Database
+from plinth.store.db import Database, is_reads_only
 from plinth.store.table_store import TableStore
 
 __all__ = ["Caller", "Platform", "Stores", "local_platform"]
@@ -57,10 +57,14 @@ class Platform:
 
     @contextmanager
     def context(
-        self, actor: Actor = LOCAL_ADMIN, project: str = "default", request_id: str | None = None
+        self,
+        actor: Actor = LOCAL_ADMIN,
+        project: str = "default",
+        request_id: str | None = None,
+        reads_only: bool = False,
     ) -> Iterator[Context]:
         self.db.ensure_ready()
-        with self.db.session() as session:
+        with self.db.session(reads_only=reads_only) as session:
             yield Context(
                 actor=actor,
                 project=project,
@@ -89,8 +93,9 @@ class Caller:
     request_id: str | None = None
 
     def call(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
-        """Run ``fn(ctx, **kwargs)`` in one transaction: committed on return, rolled back on error."""
-        with self.platform.context(self.actor, self.project, self.request_id) as ctx:
+        """Run ``fn(ctx, **kwargs)`` in one transaction: committed on return, rolled back on error
+        (a read-only one for a function marked :func:`~plinth.store.db.reads_only`)."""
+        with self.platform.context(self.actor, self.project, self.request_id, is_reads_only(fn)) as ctx:
             return fn(ctx, **kwargs)
 
 

@@ -2,7 +2,10 @@
 
 SQLite runs in WAL mode with foreign keys on, a busy timeout, and ``BEGIN IMMEDIATE`` for
 every transaction, so two processes writing at once wait for each other instead of
-failing with "database is locked". PostgreSQL goes through psycopg 3.
+failing with "database is locked" — except a session opened with ``reads_only=True`` (a
+service function marked with :func:`reads_only`), which begins deferred: it takes no write
+lock, so it neither waits for writers nor holds them up, and SQLite refuses any write it
+attempts (``PRAGMA query_only`` for the transaction). PostgreSQL goes through psycopg 3.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,21 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from plinth.core.errors import Unavailable
 
-__all__ = ["Base", "Database", "TABLE_MODULES"]
+__all__ = ["Base", "Database", "TABLE_MODULES", "reads_only"]
+
+_READS_ONLY: ContextVar[bool] = ContextVar("plinth_reads_only", default=False)
+_MARK = "__plinth_reads_only__"
+
+
+def reads_only(fn: Any) -> Any:
+    """Mark a service function that only reads: ``Caller.call`` runs it in a read-only session."""
+    setattr(fn, _MARK, True)
+    return fn
+
+
+def is_reads_only(fn: Any) -> bool:
+    return bool(getattr(fn, _MARK, False))
+
 
 # Every module that defines ORM tables; Alembic and the test fixtures import them all.
 TABLE_MODULES = [
@@ -105,15 +123,29 @@ class Database:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if _READS_ONLY.get():
+                conn.exec_driver_sql("PRAGMA query_only = ON")  # a write in a read is a bug: refuse it
+                conn.exec_driver_sql("BEGIN")
+                conn.info["plinth_query_only"] = True
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        def _end(conn: Any) -> None:
+            if conn.info.pop("plinth_query_only", False):  # the pooled connection writes again
+                conn.connection.driver_connection.execute("PRAGMA query_only = OFF")
+
+        event.listen(engine, "commit", _end)
+        event.listen(engine, "rollback", _end)
 
         return engine
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on any error."""
+    def session(self, reads_only: bool = False) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error.
+        ``reads_only``: on SQLite the transaction begins deferred and refuses writes."""
         self.engine  # noqa: B018 - start the engine and session factory
         assert self._sessions is not None
+        token = _READS_ONLY.set(reads_only)
         try:
             with self._sessions() as session, session.begin():
                 yield session
@@ -121,6 +153,8 @@ class Database:
             if _is_connection_error(exc):
                 raise self.unreachable(exc) from None
             raise
+        finally:
+            _READS_ONLY.reset(token)
 
     def unreachable(self, exc: BaseException) -> Unavailable:
         """The one-line error naming the (password-masked) URL and what went wrong."""

@@ -35,6 +35,7 @@ from plinth.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from plinth.core.ids import new_id
 from plinth.core.names import validate_name
 from plinth.governance.tables import Project
+from plinth.store.db import reads_only
 from plinth.tracking import schemas as s
 from plinth.tracking.history import chunk_row, downsample, merge_chunks
 from plinth.tracking.search import parse_filter, parse_order_by
@@ -660,6 +661,7 @@ def _page_offset(token: str | None) -> int:
     return int(token)
 
 
+@reads_only
 def search_runs(
     ctx: Context,
     experiments: Sequence[str] | None = None,
