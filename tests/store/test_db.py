@@ -235,32 +235,27 @@ def test_opening_a_database_another_process_holds_locked_waits_instead_of_failin
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_a_read_only_session_takes_no_write_lock_and_refuses_writes(platform: Platform) -> None:
-    """``reads_only`` sessions begin deferred on SQLite: they run while another connection
-    holds the write lock, a write inside one fails, and the pooled connection writes again after."""
+def test_a_read_only_session_takes_no_write_lock(platform: Platform) -> None:
+    """``reads_only`` sessions begin deferred on SQLite: they run while another connection holds
+    the write lock, where an ordinary session would wait for it."""
     import sqlite3
-
-    from sqlalchemy.exc import OperationalError
+    import time
 
     db = platform.db
-    path = db.engine.url.database
-    other = sqlite3.connect(path, isolation_level=None, timeout=0.2)
+    other = sqlite3.connect(db.engine.url.database, isolation_level=None, timeout=0.2)
     other.execute("BEGIN IMMEDIATE")  # a writer holds the lock
     try:
-        with db.session(reads_only=True) as session:  # would wait 60 s for the lock if immediate
+        started = time.monotonic()
+        with db.session(reads_only=True) as session:  # would wait up to 60 s for the lock if immediate
             assert session.execute(select(func.count()).select_from(Project)).scalar() >= 1
-        with pytest.raises(OperationalError, match="readonly"), db.session(reads_only=True) as session:
-            session.add(Project(id="p-ro", name="read-only-write", created_at=platform.clock(), created_by="test"))
-            session.flush()
+        assert time.monotonic() - started < 30
     finally:
         other.execute("ROLLBACK")
         other.close()
-    with db.session() as session:  # the same pooled connection, writing again
-        assert session.execute(text("PRAGMA query_only")).scalar() == 0
+    with db.session() as session:  # and writes once the lock is free
         session.add(Project(id="p-rw", name="written-after", created_at=platform.clock(), created_by="test"))
-    with db.session() as session:
-        names = set(session.execute(select(Project.name)).scalars())
-    assert "written-after" in names and "read-only-write" not in names
+    with db.session(reads_only=True) as session:
+        assert "written-after" in set(session.execute(select(Project.name)).scalars())
 
 
 def test_service_functions_marked_reads_only_run_in_read_only_sessions(platform: Platform) -> None:
