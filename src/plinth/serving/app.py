@@ -321,7 +321,8 @@ class ModelServer:
                 binary = value.decode("latin-1")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _TooLarge(limit)
-        body = b""
+        chunks: list[bytes] = []
+        size = 0
         more = True
         while more:
             message = await request.receive()
@@ -329,9 +330,11 @@ class ModelServer:
                 raise ClientDisconnect()
             chunk = message.get("body", b"")
             more = message.get("more_body", False)
-            body = body + chunk if body else chunk
-            if len(body) > limit:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
                 raise _TooLarge(limit)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if binary is not None:
             return raw_tensors.read_binary_request(body, binary)
         try:
@@ -496,7 +499,7 @@ def _matrix_dtypes(model: Any) -> tuple[Any, ...] | None:
     predictor = getattr(model, "_predictor", None)
     if not getattr(predictor, "array_input", False) or not hasattr(model, "predict_checked"):
         return None
-    fitted = predictor._fitted_names()
+    fitted = predictor.fitted_names()
     inputs = getattr(getattr(model, "signature", None), "inputs", None)
     if fitted is None or not isinstance(inputs, list) or tuple(c.name for c in inputs) != fitted:
         return None

@@ -209,14 +209,15 @@ class SklearnPredictor:
         if not self._frame:
             return data.to_numpy()
         if self.array_input:
-            names = self._fitted_names()
+            names = self.fitted_names()
             if names is not None and tuple(data.columns) == names:
                 array = data.to_numpy()
                 if array.dtype.kind in "fiu":
                     return array
         return data
 
-    def _fitted_names(self) -> tuple[str, ...] | None:
+    def fitted_names(self) -> tuple[str, ...] | None:
+        """The columns the model was fitted on, in order (None when fitted on an array)."""
         try:
             return self._names
         except AttributeError:
