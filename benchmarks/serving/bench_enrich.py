@@ -11,13 +11,11 @@ the model server).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -26,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.serving.bench_grpc import _free_port, _server, _timed, table
+from benchmarks.serving.bench_grpc import _free_port, _server, _timed, cli
 
 DRIVERS = 10_000
 
@@ -126,16 +124,7 @@ def run(emit: Callable[..., Any], requests: int = 300, rounds: int = 3) -> dict[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=300, help="calls per target per round")
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    before = Path("/proc/loadavg").read_text().split()[:3]
-    results = run(lambda **f: print(json.dumps(f), flush=True), args.requests, args.rounds)
-    after = Path("/proc/loadavg").read_text().split()[:3]
-    print(f"\n{started}; load average before {' '.join(before)}, after {' '.join(after)}\n")
-    print(table(results))
+    cli(__doc__, run)
 
 
 if __name__ == "__main__":

@@ -159,8 +159,10 @@ def table(results: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def cli(doc: str | None, run: Callable[..., dict[str, list[float]]]) -> None:
+    """The command line of a sequential-client benchmark (this one and ``bench_enrich``):
+    ``run(emit, requests, rounds)``, then the load average and the table."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=300, help="calls per target per round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -170,6 +172,10 @@ def main() -> None:
     after = Path("/proc/loadavg").read_text().split()[:3]
     print(f"\n{started}; load average before {' '.join(before)}, after {' '.join(after)}\n")
     print(table(results))
+
+
+def main() -> None:
+    cli(__doc__, run)
 
 
 if __name__ == "__main__":
