@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from orjson import dumps as _dumps
 from starlette.responses import Response
 
 from plinth.core.errors import InvalidInput
@@ -172,8 +173,6 @@ def infer_response(answer: dict[str, Any], body: Any) -> Any:
     """The HTTP response of a v2 answer: JSON, or JSON then the raw values of the outputs the
     request asked for in binary (``binary_data`` of an output, ``binary_data_output`` of all)."""
     import json
-
-    from orjson import dumps as _dumps
 
     default, named = _binary_wanted(body)
     if not default and not any(named.values()):
