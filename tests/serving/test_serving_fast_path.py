@@ -197,3 +197,95 @@ def test_bodies_over_the_limit_are_refused_while_streaming_in(iris_folder: Path,
         assert small.status_code == 200 and small.json()["outputs"][0]["shape"] == [2]
         assert small.headers["content-type"] == "application/json"
         assert int(small.headers["content-length"]) == len(small.content)
+
+
+def _one(values: list[Any], **change: Any) -> dict[str, Any]:
+    inputs = [{"name": n, "shape": [1], "datatype": "FP64", "data": [v]} for n, v in zip(FEATURES, values, strict=True)]
+    for key, value in change.items():  # a change to the first input
+        if value is None:
+            inputs[0].pop(key)
+        else:
+            inputs[0][key] = value
+    return {"inputs": inputs}
+
+
+def test_a_single_row_request_is_one_matrix_with_the_general_paths_columns_and_errors(
+    iris_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plinth.core.errors import InvalidInput
+    from plinth.models import load
+    from plinth.serving import protocol
+
+    signature = load(iris_folder).signature
+    good = _one([5.1, 3.5, 1.4, 0.2])
+    good["inputs"].reverse()  # any order of the inputs
+    fast, rows = decode_infer_request(good, signature)
+    assert rows == 1 and fast.matrix is not None and fast.matrix.shape == (1, 4)
+    assert fast.matrix.tolist() == [[5.1, 3.5, 1.4, 0.2]] and fast.names == tuple(FEATURES)
+    general_one = protocol._one_row
+    monkeypatch.setattr(protocol, "_one_row", lambda *a: None)
+    general, _ = decode_infer_request(good, signature)
+    assert general.matrix is None
+    assert {n: a.tolist() for n, a in fast.arrays.items()} == {n: a.tolist() for n, a in general.arrays.items()}
+    assert fast.frame().equals(general.frame())
+    monkeypatch.setattr(protocol, "_one_row", general_one)
+    # everything but the plain case goes the general way: the same answer or the same error
+    twice = _one([5.1, 3.5, 1.4, 0.2])
+    twice["inputs"][1]["name"] = FEATURES[0]
+    variants = [
+        _one([5, 3.5, 1.4, 0.2]),  # an int: cast by the general path
+        _one(["5.1", 3.5, 1.4, 0.2]),
+        _one([True, 3.5, 1.4, 0.2]),
+        _one([5.1, 3.5, 1.4, 0.2], shape=[1, 1]),
+        _one([5.1, 3.5, 1.4, 0.2], datatype="FP32"),  # widened to float64
+        _one([5.1, 3.5, 1.4, 0.2], datatype="INT64"),
+        _one([5.1, 3.5, 1.4, 0.2], shape=[True]),
+        _one([5.1, 3.5, 1.4, 0.2], shape=[1.0]),
+        _one([5.1, 3.5, 1.4, 0.2], shape=[2], data=[5.1, 5.2]),
+        _one([5.1, 3.5, 1.4, 0.2], name="nope"),
+        _one([5.1, 3.5, 1.4, 0.2], data=None),
+        _one([5.1, 3.5, 1.4, 0.2], data=[]),
+        {"inputs": _one([5.1, 3.5, 1.4, 0.2])["inputs"][:3]},
+        {
+            "inputs": [
+                *_one([5.1, 3.5, 1.4, 0.2])["inputs"],
+                {"name": "extra", "shape": [1], "datatype": "FP64", "data": [1.0]},
+            ]
+        },
+        twice,
+    ]
+    for body in variants:
+        assert protocol._one_row(body["inputs"], signature.inputs) is None, body
+        outcomes = []
+        for one_row in (general_one, lambda *a: None):
+            monkeypatch.setattr(protocol, "_one_row", one_row)
+            try:
+                data, n = decode_infer_request(body, signature)
+                outcomes.append(("ok", n, {k: v.tolist() for k, v in data.arrays.items()}))
+            except InvalidInput as exc:
+                outcomes.append(("error", str(exc), exc.details))
+        assert outcomes[0] == outcomes[1], body
+        if variants.index(body) >= 6:  # the general path takes the first six
+            assert outcomes[0][0] == "error", body
+    monkeypatch.setattr(protocol, "_one_row", general_one)
+
+
+def test_single_row_requests_merge_into_one_batch_with_the_same_answers(iris_folder: Path) -> None:
+    from plinth.models import load
+    from plinth.serving.batching import _concat
+    from plinth.serving.protocol import Columns
+
+    model = load(iris_folder)
+    served = ServedModel("iris", "1", model)
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+    parts = [decode_infer_request(_one(r), model.signature)[0] for r in rows]
+    merged = _concat(parts, lambda c: c)
+    assert isinstance(merged, Columns) and merged.matrix is not None and merged.matrix.tolist() == rows
+    mixed = _concat(
+        [parts[0], Columns({n: np.array([v]) for n, v in zip(FEATURES, rows[1], strict=True)}, 1), parts[2]],
+        lambda c: c,
+    )
+    assert mixed.matrix is None and np.array_equal(mixed.frame().to_numpy(), np.array(rows))
+    expected = model.predict(merged.frame())
+    assert np.array_equal(served.call(merged), expected)
+    assert np.array_equal(served.call(mixed), expected)

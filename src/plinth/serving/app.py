@@ -79,6 +79,9 @@ class ServedModel:
         if isinstance(data, protocol.Columns):
             dtypes = self._matrix
             if dtypes is not None:
+                matrix = data.matrix
+                if matrix is not None and matrix.shape[1] == len(dtypes) and all(matrix.dtype == d for d in dtypes):
+                    return self.model.predict_checked(matrix)  # float64 rows in the signature's order
                 arrays = list(data.arrays.values())
                 if len(arrays) == len(dtypes) and all(a.dtype == d for a, d in zip(arrays, dtypes, strict=True)):
                     import numpy as np

@@ -52,8 +52,8 @@ def _concat(parts: list[Any], columns: Callable[[Any], Any]) -> Any:
     from plinth.serving.protocol import Columns, frame_of
 
     if all(isinstance(p, Columns) for p in parts):
-        names = list(parts[0].arrays)
-        if all(list(p.arrays) == names for p in parts):
+        names = parts[0].names
+        if all(p.names == names for p in parts):
             return columns(Columns.merge(parts))
     if any(isinstance(p, Columns | pd.DataFrame) for p in parts):
         return pd.concat([frame_of(p) for p in parts], ignore_index=True)

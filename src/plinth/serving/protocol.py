@@ -37,22 +37,42 @@ class Columns:
     ``predict()`` validation runs once per batch, not once per request.
     """
 
-    __slots__ = ("arrays", "rows")
+    __slots__ = ("_arrays", "matrix", "names", "rows")
 
-    def __init__(self, arrays: dict[str, np.ndarray], rows: int) -> None:
-        self.arrays = arrays
+    def __init__(
+        self,
+        arrays: dict[str, np.ndarray] | None,
+        rows: int,
+        *,
+        matrix: np.ndarray | None = None,
+        names: tuple[str, ...] = (),
+    ) -> None:
+        # either the columns, or one (rows, len(names)) matrix holding them in ``names`` order
+        self._arrays = arrays
         self.rows = rows
+        self.matrix = matrix
+        self.names = tuple(arrays) if arrays is not None else names
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        if self._arrays is None:
+            matrix = self.matrix
+            assert matrix is not None
+            self._arrays = {n: matrix[:, i] for i, n in enumerate(self.names)}
+        return self._arrays
 
     def __len__(self) -> int:
         return self.rows
 
     def __repr__(self) -> str:
-        return f"Columns({list(self.arrays)!r}, rows={self.rows})"
+        return f"Columns({list(self.names)!r}, rows={self.rows})"
 
     def frame(self) -> pd.DataFrame:
         import numpy as np
         import pandas as pd
 
+        if self.matrix is not None:
+            return pd.DataFrame(self.matrix, columns=_index(self.names), copy=False)
         arrays = list(self.arrays.values())
         if len({a.dtype for a in arrays}) == 1 and arrays[0].dtype.kind in "biuf":
             # one 2-D block: several times cheaper than pandas consolidating a dict of columns
@@ -64,9 +84,11 @@ class Columns:
         """One Columns holding the rows of ``parts`` in order (all have the same names)."""
         import numpy as np
 
-        names = list(parts[0].arrays)
-        arrays = {n: np.concatenate([p.arrays[n] for p in parts]) for n in names}
-        return Columns(arrays, sum(p.rows for p in parts))
+        names = parts[0].names
+        rows = sum(p.rows for p in parts)
+        if all(p.matrix is not None for p in parts):
+            return Columns(None, rows, matrix=np.concatenate([p.matrix for p in parts]), names=names)  # type: ignore[misc]
+        return Columns({n: np.concatenate([p.arrays[n] for p in parts]) for n in names}, rows)
 
 
 @functools.lru_cache(maxsize=256)
@@ -209,6 +231,59 @@ def _expected_inputs(inputs: list[Any] | TensorSpec) -> list[dict[str, Any]]:
     return found[1]
 
 
+_FP64_ROWS: dict[int, tuple[Any, dict[str, int] | None, tuple[str, ...]]] = {}
+
+
+def _fp64_positions(inputs: list[Any] | TensorSpec) -> tuple[dict[str, int] | None, tuple[str, ...]]:
+    """(name -> position, names in order) of a column signature whose inputs are all float64;
+    (None, ()) otherwise. Worked out once per signature."""
+    found = _FP64_ROWS.get(id(inputs))
+    if found is None or found[0] is not inputs:
+        positions, names = None, ()
+        if isinstance(inputs, list) and inputs and all(to_v2_datatype(c.type) == "FP64" for c in inputs):
+            positions = {c.name: i for i, c in enumerate(inputs)}
+            names = tuple(positions)
+        if len(_FP64_ROWS) > 1024:
+            _FP64_ROWS.clear()
+        found = _FP64_ROWS[id(inputs)] = (inputs, positions, names)
+    return found[1], found[2]
+
+
+def _one_row(items: list[Any], inputs: list[Any] | TensorSpec) -> Columns | None:
+    """The request as one float64 row, when it is the common single-row request of an all-float64
+    column model: every input named once, ``shape [1]``, ``FP64``, one float. Anything else
+    (None) takes the general path, which answers it the same way or names what is wrong."""
+    import numpy as np
+
+    positions, names = _fp64_positions(inputs)
+    if positions is None or len(items) != len(positions):
+        return None
+    values: list[float] = [0.0] * len(items)
+    seen = 0
+    for item in items:
+        if type(item) is not dict:
+            return None
+        at = positions.get(item.get("name"))  # type: ignore[arg-type]
+        shape, data = item.get("shape"), item.get("data")
+        if (
+            at is None
+            or item.get("datatype") != "FP64"
+            or type(shape) is not list
+            or len(shape) != 1
+            or type(shape[0]) is not int
+            or shape[0] != 1
+            or type(data) is not list
+            or len(data) != 1
+            or type(data[0]) is not float
+        ):
+            return None
+        values[at] = data[0]
+        seen |= 1 << at
+    if seen != (1 << len(items)) - 1:  # a name given twice, so another missing
+        return None
+    return Columns(None, 1, matrix=np.array([values], dtype=np.float64), names=names)
+
+
 def decode_infer_request(body: Any, signature: Signature | None) -> tuple[pd.DataFrame | np.ndarray | Columns, int]:
     """The model input of a v2 infer request and its number of rows, checked against the signature.
 
@@ -222,6 +297,10 @@ def decode_infer_request(body: Any, signature: Signature | None) -> tuple[pd.Dat
     items = body.get("inputs")
     if not isinstance(items, list) or not items:
         raise InvalidInput("an infer request needs a non-empty 'inputs' list", field="inputs")
+    if signature is not None:
+        one = _one_row(items, signature.inputs)
+        if one is not None:
+            return one, 1
     tensors = [_tensor(item, i) for i, item in enumerate(items)]
     names = [t[0] for t in tensors]
     if len(set(names)) != len(names):

@@ -200,7 +200,8 @@ class SklearnPredictor:
     # The model server turns this on (``array_input``): a frame whose columns are exactly the
     # fitted ones, in order, and all numeric goes to scikit-learn as one NumPy array, the same
     # values scikit-learn would take out of it, which skips its per-call DataFrame checks
-    # (about 3× the cost of a small batch's predict). Anything else goes as it came.
+    # (about 3× the cost of a small batch's predict). Anything else goes as it came. A linear
+    # model's float64 matrix is then answered by a fused NumPy kernel (see sklearn_kernel).
     array_input = False
 
     def _x(self, data: Any) -> Any:
@@ -226,7 +227,26 @@ class SklearnPredictor:
             return self._names
 
     def predict(self, data: Any, **params: Any) -> Any:
-        return self.raw.predict(self._x(data), **params)
+        x = self._x(data)
+        if self.array_input and not params:
+            kernel = self.kernel()
+            if kernel is not None:
+                answer = kernel(x)
+                if answer is not None:
+                    return answer
+        return self.raw.predict(x, **params)
+
+    def kernel(self) -> Any:
+        """The fused NumPy ``predict`` of a linear model (``sklearn_kernel``), built and checked
+        against scikit-learn on first use; None for other models or with
+        ``PLINTH_SERVE_SKLEARN_KERNEL=off``."""
+        try:
+            return self._kernel
+        except AttributeError:
+            from plinth.models.flavors import sklearn_kernel
+
+            self._kernel: Any = sklearn_kernel.compile_predict(self.raw) if sklearn_kernel.enabled() else None
+            return self._kernel
 
     def predict_proba(self, data: Any) -> Any:
         if not hasattr(self.raw, "predict_proba"):
