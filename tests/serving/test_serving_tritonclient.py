@@ -420,6 +420,14 @@ def test_triton_statistics_and_repository_index(serve: Callable[..., Any], iris_
         assert int(served["inference_stats"]["success"]["count"]) == 2
         assert int(served["inference_stats"]["success"]["ns"]) > 0
         assert int(served["inference_stats"]["fail"]["count"]) == 1
+        # the refused request's time is counted as failed, not as success
+        registry = running.server.metrics.registry
+        labels = {"model": "iris", "version": "1"}
+        failed_s = registry.get_sample_value("plinth_serving_failed_request_seconds_total", labels)
+        total_s = registry.get_sample_value("plinth_serving_request_seconds_sum", labels)
+        assert failed_s is not None and total_s is not None and 0 < failed_s < total_s
+        assert int(served["inference_stats"]["fail"]["ns"]) == int(failed_s * 1e9)
+        assert abs(int(served["inference_stats"]["success"]["ns"]) - (total_s - failed_s) * 1e9) <= 1
         assert (int(mirrored["inference_count"]), int(mirrored["execution_count"])) == (5, 2)
         assert [s["version"] for s in client.get_inference_statistics("iris", "2", as_json=True)["model_stats"]] == [
             "2"

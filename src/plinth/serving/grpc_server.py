@@ -250,10 +250,9 @@ def model_statistics(server: ModelServer, name: str | None, version: str | None)
     """``ModelStatistics`` of the served versions (all, a name's, or one version's), from the
     server's Prometheus counters since it started: ``inference_count`` the rows the model
     predicted, ``execution_count`` its calls (merged batches), ``inference_stats.success`` and
-    ``fail`` the requests answered and refused or failed. The server times requests, not outcomes:
-    ``success.ns`` is the time of every request of the version, failed ones included, and
-    ``fail.ns`` is 0; queue and compute durations, batch statistics and ``last_inference`` are
-    not measured (0, empty)."""
+    ``fail`` the requests answered and refused or failed, each with the time spent on them.
+    Queue and compute durations, batch statistics and ``last_inference`` are not measured
+    (0, empty)."""
     if name is None:
         if version is not None:
             raise InvalidInput("a version needs the model's name", field="version")
@@ -282,6 +281,7 @@ def model_statistics(server: ModelServer, name: str | None, version: str | None)
             return int(counts.get((m.name, m.version, what), 0))
 
         seconds = counts.get((m.name, m.version, "plinth_serving_request_seconds_sum"), 0.0)
+        failed_seconds = counts.get((m.name, m.version, "plinth_serving_failed_request_seconds_total"), 0.0)
         stats.append(
             pb.ModelStatistics(
                 name=m.name,
@@ -289,8 +289,8 @@ def model_statistics(server: ModelServer, name: str | None, version: str | None)
                 inference_count=value("plinth_serving_batch_rows_sum"),
                 execution_count=value("plinth_serving_batch_rows_count"),
                 inference_stats=pb.InferStatistics(
-                    success=pb.StatisticDuration(count=value("ok"), ns=int(seconds * 1e9)),
-                    fail=pb.StatisticDuration(count=value("failed")),
+                    success=pb.StatisticDuration(count=value("ok"), ns=max(0, int((seconds - failed_seconds) * 1e9))),
+                    fail=pb.StatisticDuration(count=value("failed"), ns=int(failed_seconds * 1e9)),
                 ),
             )
         )

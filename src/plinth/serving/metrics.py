@@ -34,6 +34,12 @@ class ServingMetrics:
         self.queue_depth = Gauge(
             "plinth_serving_queue_depth", "Requests waiting for a batch.", labels, registry=self.registry
         )
+        self.failed_seconds = Counter(
+            "plinth_serving_failed_request_seconds",
+            "Time spent on inference requests that were refused or failed.",
+            labels,
+            registry=self.registry,
+        )
         self.log_dropped = Counter(
             "plinth_serving_log_dropped", "Inference log records dropped.", labels, registry=self.registry
         )
@@ -50,6 +56,8 @@ class ServingMetrics:
             self._finished[key] = series
         series[0].observe(seconds)
         series[1].inc()
+        if status != 200:
+            self.failed_seconds.labels(model, version).inc(seconds)
 
     def track_queue(self, model: str, version: str, depth: Callable[[], int]) -> None:
         self.queue_depth.labels(model, version).set_function(depth)
