@@ -400,3 +400,56 @@ def test_sticky_ab_sends_one_key_to_one_version_split_by_weight(
         # no key: the weighted random split, both versions still answer
         anonymous = Counter(c.post("/models/churn/predict", json=body).json()["model_version"] for _ in range(60))
         assert set(anonymous) <= {"1", "2"} and sum(anonymous.values()) == 60
+
+
+def test_a_server_follows_its_deployment_when_it_is_updated(
+    three_versions: Platform, serve: Callable[..., Any]
+) -> None:
+    from plinth.serving import load_deployment
+
+    X, _ = iris()
+    source = log_with_services(three_versions, iris_pipeline(), input_example=X.head(3), serialization="pickle")
+    call = three_versions.caller().call
+    call(registry.register_version, name="iris", source=source)  # version 4: a pickle, refused without --trust
+    call(svc.create_deployment, name="iris", models="models:/iris/1")
+    running = serve([load_deployment("iris")])
+    follower = running.server.follow(poll_interval=0.05, deployment="iris")
+    stop, errors, versions = threading.Event(), [], Counter()  # type: ignore[var-annotated]
+    clients = [threading.Thread(target=_client_load, args=(running, stop, errors, versions)) for _ in range(3)]
+    for t in clients:
+        t.start()
+    try:
+        time.sleep(0.3)
+        call(
+            svc.update_deployment,
+            name="iris",
+            models={"models:/iris/2": 50, "models:/iris/3": 50},
+            shadow="models:/iris/1",
+        )
+        deadline = time.monotonic() + 30
+        with running.client() as c:
+            while c.get("/v2/models/iris").json()["versions"] != ["2", "3"]:
+                assert time.monotonic() < deadline, "the updated deployment was never served"
+                time.sleep(0.02)
+        time.sleep(0.4)
+        route = running.server.models["iris"]
+        assert route.weights == [50, 50] and route.shadow is not None and route.shadow.version == "1"
+        call(svc.update_deployment, name="iris", models="models:/iris/4")  # fails to load: 2 and 3 stay
+        while not follower.failures:
+            assert time.monotonic() < deadline, "the failed load was never reported"
+            time.sleep(0.02)
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        for t in clients:
+            t.join(timeout=30)
+    assert errors == []  # no request failed across either change
+    assert versions["1"] > 0 and versions["2"] > 0 and versions["3"] > 0 and "4" not in versions
+    assert running.server.models["iris"] is route
+    assert "the previous ones keep serving" in follower.failures[0] and "pickle" in follower.failures[0]
+    d = call(svc.get_deployment, name="iris")
+    assert d.status == "failed" and "the previous ones keep serving" in d.status_message
+    # the server's own status updates change nothing it serves
+    call(svc.update_deployment, name="iris", status="serving", status_message="127.0.0.1:1")
+    time.sleep(0.3)
+    assert running.server.models["iris"] is route and len(follower.failures) == 1

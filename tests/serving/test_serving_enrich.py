@@ -291,3 +291,53 @@ def test_a_deployment_carries_its_features_through_every_door(  # type: ignore[n
         c.close()
         out_text = stop(proc)
     assert "filling conv_rate, trips from the online store by driver_id" in out_text
+
+
+def test_a_served_deployment_follows_a_change_of_its_features(
+    feature_repo: Path, platform: Platform, serve: Callable[..., Any]
+) -> None:
+    """``plinth deploy update --features`` reaches a running server: the new lookup is resolved and
+    swapped in (no restart); features it cannot resolve leave the old lookup and mark the failure."""
+    import time
+
+    import pandas as pd
+
+    import plinth
+    from models_support import log_with_services
+    from plinth.models import load
+    from plinth.registry import service as registry
+    from plinth.serving import load_deployment
+
+    example = pd.DataFrame({"conv_rate": [0.1, 0.2], "trips": [1.0, 2.0]})
+    source = log_with_services(platform, load(feature_repo, trust=True).raw, input_example=example)
+    platform.caller().call(registry.register_version, name="eta", source=source)
+    plinth.serving.create_deployment("eta", "models:/eta/1")
+    running = serve([load_deployment("eta", trust=True)])  # no features yet
+    follower = running.server.follow(poll_interval=0.05, deployment="eta", trust=True)
+    keys_only = {"records": [{"driver_id": 4}, {"driver_id": 2}]}
+    with running.client() as c:
+        r = c.post("/models/eta/predict", json=keys_only)
+        assert r.status_code == 400 and "conv_rate" in r.json()["error"]  # nothing fills the features
+        plinth.serving.update_deployment("eta", features="features:/driver_model")
+        deadline = time.monotonic() + 30
+        while running.server.enricher is None:
+            assert time.monotonic() < deadline, "the new features never reached the server"
+            time.sleep(0.02)
+        r = c.post("/models/eta/predict", json=keys_only)
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == predicted(feature_repo, [DRIVERS[4], DRIVERS[2]])
+        r = c.post("/models/eta/predict", json={"records": [{"driver_id": 99}]})
+        assert r.status_code == 404  # missing_features "error", as the deployment says
+        plinth.serving.update_deployment("eta", missing_features="null")
+        while running.server.enricher.missing != "null":
+            assert time.monotonic() < deadline, "the missing_features change never reached the server"
+            time.sleep(0.02)
+        r = c.post("/models/eta/predict", json={"records": [{"driver_id": 4}, {"driver_id": 99}]})
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == predicted(feature_repo, [DRIVERS[4], (None, None)])
+        plinth.serving.update_deployment("eta", clear_features=True)
+        while running.server.enricher is not None:
+            assert time.monotonic() < deadline, "clearing the features never reached the server"
+            time.sleep(0.02)
+        assert c.post("/models/eta/predict", json=keys_only).status_code == 400
+    assert follower.failures == []

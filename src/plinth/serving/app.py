@@ -251,6 +251,20 @@ class ModelServer:
             await batcher.drain()
             await batcher.stop()
 
+    async def replace_route(self, route: Route) -> None:
+        """Serve ``route`` in place of the route of the same name (or in addition): one reference
+        swap on the event loop; requests already queued on the old versions finish on them."""
+        if self.options.batching:
+            for served in route.everything():
+                self._batch(served)
+        old = self.models.get(route.name)
+        self.models[route.name] = route
+        for served in old.everything() if old is not None else ():
+            batcher, served.batcher = served.batcher, None
+            if batcher is not None:
+                await batcher.drain()
+                await batcher.stop()
+
     async def _stop(self) -> None:
         if self.follower is not None:
             await asyncio.to_thread(self.follower.stop)

@@ -3,6 +3,11 @@ served model was loaded through (``models:/churn@champion``) moves, loads the ne
 the request path and swaps it in atomically. Requests already on their way finish on the old
 version; none fails. A version that fails to load leaves the old one serving; the failure
 is logged (and, for a server started from a deployment, the deployment is marked failed).
+
+A server started from a deployment also follows the deployment: when ``plinth deploy update``
+changes its versions, weights, shadow or sticky key, the new route is loaded off the request
+path and replaces the old one in one swap; when it changes its features, the new feature
+lookup is resolved and swapped in. A change that fails to load leaves the old one serving.
 """
 
 from __future__ import annotations
@@ -16,13 +21,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from plinth.serving.app import ModelServer, ServedModel
+    from plinth.serving.app import ModelServer, Route, ServedModel
 
 __all__ = ["ALIAS_ACTIONS", "AliasFollower"]
 
 log = logging.getLogger("plinth.serving")
 
 ALIAS_ACTIONS = ("model_alias.set",)  # what the registry emits when an alias moves
+DEPLOYMENT_ACTION = "deployment.update"
+_ROUTE_FIELDS = ("traffic", "shadow", "sticky_key")  # a change of these reloads the route
+_FEATURE_FIELDS = ("features", "missing_features")  # a change of these rebuilds the feature lookup
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,7 @@ class AliasFollower:
         poll_interval: float = 0.5,
         deployment: str | None = None,
         load: Callable[[str, str], ServedModel] | None = None,
+        load_route: Callable[[], Route] | None = None,
     ) -> None:
         self.server = server
         self.project = project
@@ -68,6 +77,7 @@ class AliasFollower:
         self.targets = _targets(server)
         self.failures: list[str] = []
         self._load = load or self._load_version
+        self._load_route = load_route or self._load_deployment
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -85,12 +95,20 @@ class AliasFollower:
             raise RuntimeError("hot swap follows the embedded platform's event log; this process talks to a server")
         return platform
 
-    def _events(self, after: int) -> list[tuple[int, str, str, dict[str, Any]]]:
+    def _events(self, after: int) -> tuple[list[tuple[int, str, str, dict[str, Any]]], int]:
+        """The alias moves (and this deployment's updates) after sequence ``after``, and the last
+        sequence number read: up to 500 events of any kind per call, the rest on the next."""
         from plinth.store.events import read_events
 
+        mine = f"deployments:/{self.deployment}" if self.deployment is not None else None
         with self._platform().context(project=self.project or "default") as ctx:
-            rows = read_events(ctx.session, after=after, limit=500, action="model_alias.*")
-            return [(e.seq, e.action, e.resource, json.loads(e.summary or "{}")) for e in rows]
+            rows = read_events(ctx.session, after=after, limit=500)
+            wanted = [
+                (e.seq, e.action, e.resource, json.loads(e.summary or "{}"))
+                for e in rows
+                if e.action in ALIAS_ACTIONS or (e.action == DEPLOYMENT_ACTION and e.resource == mine)
+            ]
+            return wanted, rows[-1].seq if rows else after
 
     def _head(self) -> int:
         from plinth.store.events import read_events
@@ -106,7 +124,7 @@ class AliasFollower:
 
     # --- running -------------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        if not self.targets:
+        if not self.targets and self.deployment is None:
             return
         self._loop = loop
         try:
@@ -130,14 +148,65 @@ class AliasFollower:
                 log.exception("hot swap: reading the event log failed; retrying")
 
     def poll(self) -> None:
-        """Handle the alias moves logged since the last one seen."""
-        for seq, action, resource, summary in self._events(self.last_seq):
-            self.last_seq = seq
-            if action not in ALIAS_ACTIONS:
+        """Handle the alias moves (and deployment updates) logged since the last one seen."""
+        events, last = self._events(self.last_seq)
+        for _seq, action, resource, summary in events:
+            if action == DEPLOYMENT_ACTION:
+                before, after = summary.get("before") or {}, summary.get("after") or {}
+                if any(before.get(k) != after.get(k) for k in _ROUTE_FIELDS):
+                    self._reload_route()
+                if any(before.get(k) != after.get(k) for k in _FEATURE_FIELDS):
+                    self._reload_features(after)
                 continue
             for target in self.targets:
                 if resource == f"models:/{target.model}" and summary.get("alias") == target.alias:
                     self._swap_to(target, summary.get("version"))
+        self.last_seq = last
+
+    def _load_deployment(self) -> Route:
+        from plinth.serving.loading import load_deployment
+
+        assert self.deployment is not None
+        return load_deployment(self.deployment, trust=self.trust, project=self.project)
+
+    def _reload_route(self) -> None:
+        """Serve the deployment's new versions, weights, shadow and sticky key."""
+        try:
+            route = self._load_route()
+        except Exception as exc:
+            message = f"deployment {self.deployment} changed but its new models failed to load; "
+            message += f"the previous ones keep serving: {type(exc).__name__}: {exc}"
+            log.error(message)
+            self.failures.append(message)
+            self._mark_failed(message)
+            return
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self.server.replace_route(route), self._loop).result(timeout=60)
+        self.targets = _targets(self.server)
+        log.info("deployment %s: now serving %s", self.deployment, ", ".join(m.uri for m in route.members))
+
+    def _reload_features(self, after: dict[str, Any]) -> None:
+        """Fill the inputs the deployment's new features name (none: no lookup)."""
+        from plinth.serving.enrich import FeatureEnricher
+
+        features = tuple(after.get("features") or ())
+        enricher = None
+        if features:
+            try:
+                enricher = FeatureEnricher(
+                    features, missing=after.get("missing_features") or "error", project=self.project
+                )
+                enricher.resolve()
+            except Exception as exc:
+                message = f"deployment {self.deployment}: its new features could not be resolved; "
+                message += f"the previous ones stay: {type(exc).__name__}: {exc}"
+                log.error(message)
+                self.failures.append(message)
+                self._mark_failed(message)
+                return
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(setattr, self.server, "enricher", enricher)
+        log.info("deployment %s: features now %s", self.deployment, ", ".join(features) or "none")
 
     def _swap_to(self, target: _Target, version: Any) -> None:
         route = self.server.models.get(target.route)
