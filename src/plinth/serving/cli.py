@@ -12,7 +12,9 @@ import typer
 from plinth.cli.output import JsonOption, ProjectOption, show
 
 deploy = typer.Typer(help="Deployments: model versions, traffic policy, replicas, status.", no_args_is_help=True)
-DEPLOY_COLS = ["name", "traffic", "shadow", "sticky_key", "features", "replicas", "status", "updated_at"]
+DEPLOY_COLS = ["name", "traffic", "shadow", "sticky_key", "features", "replicas", "resources", "status", "updated_at"]
+REQUESTS_HELP = "Resources asked for each replica, NAME=QUANTITY, repeatable or comma-separated: cpu=500m,memory=1Gi."
+LIMITS_HELP = "Resource limits of each replica, NAME=QUANTITY: memory=2Gi,nvidia.com/gpu=1."
 FEATURES_HELP = (
     "Fill the inputs a request lacks from the online store by its entity keys: features:/SERVICE or "
     "view:feature references (repeatable, or comma-separated)."
@@ -152,11 +154,16 @@ def create(
     description: str = typer.Option("", "--description"),
     features: list[str] = typer.Option(None, "--features", help=FEATURES_HELP),
     missing_features: str = typer.Option("error", "--missing-features", help=MISSING_HELP),
+    requests: list[str] = typer.Option(None, "--requests", help=REQUESTS_HELP),
+    limits: list[str] = typer.Option(None, "--limits", help=LIMITS_HELP),
     project: str | None = ProjectOption,
     json: bool = JsonOption,
 ) -> None:
     """Create a deployment: one model, or a canary (a weight per version), with an optional shadow."""
     from plinth.serving import create_deployment
+    from plinth.serving.resources import merged, parse_assignments
+
+    resources = merged(None, parse_assignments(requests, "requests"), parse_assignments(limits, "limits"))
 
     info = create_deployment(
         name,
@@ -167,6 +174,7 @@ def create(
         description=description,
         features=features or None,
         missing_features=missing_features,
+        resources=resources,
         project=project,
     )
     show(info, json)
@@ -201,11 +209,20 @@ def update(
     features: list[str] = typer.Option(None, "--features", help=FEATURES_HELP),
     no_features: bool = typer.Option(False, "--no-features", help="Serve without feature enrichment."),
     missing_features: str | None = typer.Option(None, "--missing-features", help=MISSING_HELP),
+    requests: list[str] = typer.Option(None, "--requests", help=REQUESTS_HELP + " Set on top of the current ones."),
+    limits: list[str] = typer.Option(None, "--limits", help=LIMITS_HELP + " Set on top of the current ones."),
+    no_resources: bool = typer.Option(False, "--no-resources", help="Drop the resource requests and limits."),
     project: str | None = ProjectOption,
     json: bool = JsonOption,
 ) -> None:
-    """Change a deployment's traffic, shadow, features, replicas or description."""
-    from plinth.serving import update_deployment
+    """Change a deployment's traffic, shadow, features, resources, replicas or description."""
+    from plinth.serving import get_deployment, update_deployment
+    from plinth.serving.resources import merged, parse_assignments
+
+    resources = None
+    asked = parse_assignments(requests, "requests"), parse_assignments(limits, "limits")
+    if any(asked) and not no_resources:
+        resources = merged(get_deployment(name, project=project).resources, *asked)
 
     info = update_deployment(
         name,
@@ -219,6 +236,8 @@ def update(
         features=features or None,
         clear_features=no_features,
         missing_features=missing_features,
+        resources=resources,
+        clear_resources=no_resources,
         project=project,
     )
     show(info, json)

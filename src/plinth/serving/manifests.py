@@ -20,7 +20,7 @@ def _labels(d: DeploymentInfo) -> dict[str, str]:
 
 
 def _container(d: DeploymentInfo, image: str) -> dict[str, Any]:
-    return {
+    container = {
         "name": "plinth-serve",
         "image": image,
         "args": ["serve", "--deployment", d.name, "--project", d.project, "--host", "0.0.0.0", "--port", str(PORT)],
@@ -32,6 +32,9 @@ def _container(d: DeploymentInfo, image: str) -> dict[str, Any]:
         "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": PORT}},
         "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": PORT}},
     }
+    if d.resources:
+        container["resources"] = {k: dict(v) for k, v in d.resources.items()}
+    return container
 
 
 def _kserve(d: DeploymentInfo, image: str) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ class DeploymentCreate(BaseModel):
     description: str = ""
     features: list[str] | str | None = None
     missing_features: str = "error"
+    resources: dict[str, dict[str, str | int | float]] | None = None  # {"requests": {"cpu": "500m"}, "limits": {}}
 
 
 class DeploymentUpdate(BaseModel):
@@ -42,6 +43,8 @@ class DeploymentUpdate(BaseModel):
     features: list[str] | str | None = None
     clear_features: bool = False
     missing_features: str | None = None
+    resources: dict[str, dict[str, str | int | float]] | None = None
+    clear_resources: bool = False
 
 
 class DeploymentInfo(BaseModel):
@@ -54,6 +57,7 @@ class DeploymentInfo(BaseModel):
     replicas: int
     features: list[str] | None = None  # filled from the online store by the request's entity keys
     missing_features: str = "error"
+    resources: dict[str, dict[str, str]] | None = None  # Kubernetes requests and limits
     status: Status
     status_message: str
     description: str

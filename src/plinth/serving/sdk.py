@@ -37,10 +37,13 @@ def create_deployment(
     project: str | None = None,
     features: list[str] | str | None = None,
     missing_features: str = "error",
+    resources: dict[str, dict[str, str]] | None = None,
 ) -> s.DeploymentInfo:
     """Deploy ``models``: one reference, or a weight per reference (a canary); ``shadow`` is mirrored;
     ``features`` (``features:/SERVICE`` or ``view:feature`` references) fill the inputs a request
-    lacks from the online store; ``missing_features``: ``error`` or ``null`` for an entity without."""
+    lacks from the online store; ``missing_features``: ``error`` or ``null`` for an entity without;
+    ``resources``: Kubernetes requests and limits for its manifests, e.g.
+    ``{"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}``."""
     return call(
         s.CREATE,
         svc.create_deployment,
@@ -53,6 +56,7 @@ def create_deployment(
         description=description,
         features=features,
         missing_features=missing_features,
+        resources=resources,
     )
 
 
@@ -79,6 +83,8 @@ def update_deployment(
     features: list[str] | str | None = None,
     clear_features: bool = False,
     missing_features: str | None = None,
+    resources: dict[str, dict[str, str]] | None = None,
+    clear_resources: bool = False,
 ) -> s.DeploymentInfo:
     return call(
         s.UPDATE,
@@ -97,6 +103,8 @@ def update_deployment(
         features=features,
         clear_features=clear_features,
         missing_features=missing_features,
+        resources=resources,
+        clear_resources=clear_resources,
     )
 
 

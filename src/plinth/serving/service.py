@@ -23,6 +23,7 @@ from plinth.core.errors import Conflict, InvalidInput, NotFound
 from plinth.core.ids import new_id
 from plinth.core.names import validate_name
 from plinth.serving import schemas as s
+from plinth.serving.resources import validate_resources
 from plinth.serving.tables import Deployment
 
 MAX_REPLICAS = 100
@@ -142,6 +143,7 @@ def _info(ctx: Context, row: Deployment) -> s.DeploymentInfo:
         replicas=row.replicas,
         features=row.features,
         missing_features=row.missing_features or "error",
+        resources=row.resources,
         status=row.status,  # type: ignore[arg-type]
         status_message=row.status_message,
         description=row.description,
@@ -168,6 +170,7 @@ def _summary(row: Deployment) -> dict[str, Any]:
         "replicas": row.replicas,
         "features": row.features,
         "missing_features": row.missing_features,
+        "resources": row.resources,
         "status": row.status,
     }
 
@@ -182,9 +185,11 @@ def create_deployment(
     description: str = "",
     features: list[str] | str | None = None,
     missing_features: str = "error",
+    resources: dict[str, dict[str, str]] | None = None,
 ) -> s.DeploymentInfo:
     """Create a deployment of ``models`` (a reference, or a weight per reference for a canary);
-    ``features`` are filled from the online store by the request's entity keys when it serves."""
+    ``features`` are filled from the online store by the request's entity keys when it serves;
+    ``resources`` (Kubernetes' requests and limits) go into its cluster manifests."""
     ctx.require("write")
     validate_name(name, "deployment name")
     traffic = _traffic(ctx, models)
@@ -199,6 +204,7 @@ def create_deployment(
         replicas=_replicas(replicas),
         features=_features(ctx, features),
         missing_features=_missing_features(missing_features),
+        resources=validate_resources(resources),
         status="created",
         status_message="",
         description=str(description)[:5000],
@@ -244,8 +250,11 @@ def update_deployment(
     features: list[str] | str | None = None,
     clear_features: bool = False,
     missing_features: str | None = None,
+    resources: dict[str, dict[str, str]] | None = None,
+    clear_resources: bool = False,
 ) -> s.DeploymentInfo:
-    """Change a deployment's traffic, shadow, sticky key, features, replicas, status or description."""
+    """Change a deployment's traffic, shadow, sticky key, features, resources, replicas, status or
+    description (``resources`` replaces the requests and limits as a whole)."""
     ctx.require("write")
     row = _get(ctx, name)
     before = _summary(row)
@@ -265,6 +274,10 @@ def update_deployment(
         row.features = _features(ctx, features)
     if missing_features is not None:
         row.missing_features = _missing_features(missing_features)
+    if clear_resources:
+        row.resources = None
+    elif resources is not None:
+        row.resources = validate_resources(resources)
     if replicas is not None:
         row.replicas = _replicas(replicas)
     if status is not None:

@@ -28,6 +28,8 @@ class Deployment(Base):
     # what `plinth serve --features` takes: features:/SERVICE or view:feature references
     features: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     missing_features: Mapped[str] = mapped_column(String(10), default="error")  # error | null
+    # Kubernetes' shape: {"requests": {"cpu": "500m"}, "limits": {"memory": "2Gi"}} (see serving.resources)
+    resources: Mapped[dict[str, dict[str, str]] | None] = mapped_column(JSON, nullable=True)
     status: Mapped[str] = mapped_column(String(20))  # created | serving | stopped | failed
     status_message: Mapped[str] = mapped_column(Text, default="")
     description: Mapped[str] = mapped_column(Text, default="")
