@@ -169,6 +169,8 @@ def _stream(state: Any, model: str, X: Any) -> None:
 
 
 def run_step(state: Any) -> None:
+    import yaml
+
     import plinth
 
     model = state.facts.get("model", "models:/wine-classifier@champion").split(":/", 1)[1].split("@")[0]
@@ -177,13 +179,23 @@ def run_step(state: Any) -> None:
     shadow, _ = _challenger(state, model, 5.0)
     traffic = {f"models:/{model}/{champion.version}": 90, challenger: 10}
     existing = {d.name for d in plinth.serving.list_deployments(project=state.project)}
+    resources = {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
     if DEPLOYMENT in existing:
-        plinth.serving.update_deployment(DEPLOYMENT, models=traffic, shadow=shadow, project=state.project)
+        plinth.serving.update_deployment(
+            DEPLOYMENT, models=traffic, shadow=shadow, resources=resources, project=state.project
+        )
     else:
-        plinth.serving.create_deployment(DEPLOYMENT, traffic, shadow, project=state.project)
+        plinth.serving.create_deployment(DEPLOYMENT, traffic, shadow, resources=resources, project=state.project)
     state.echo(f"  deployment {DEPLOYMENT!r}: {traffic}, shadow {shadow}")
     _serve_and_call(state, X)
     _inference_log(state)
     _batch(state, model)
     _stream(state, model, X)
-    state.echo(f"  manifests for a cluster: plinth deploy export {DEPLOYMENT} --target kserve")
+    manifest = plinth.serving.export_manifests(
+        plinth.serving.get_deployment(DEPLOYMENT, project=state.project), "kserve"
+    )
+    container = yaml.safe_load(manifest)["spec"]["predictor"]["containers"][0]
+    state.echo(
+        f"  manifests for a cluster: plinth deploy export {DEPLOYMENT} --target kserve "
+        f"(an InferenceService; each replica asks for {container['resources']['requests']})"
+    )
