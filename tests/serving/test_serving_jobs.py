@@ -121,6 +121,49 @@ def test_a_job_whose_runner_stopped_shows_as_stale(flowers, platform: Platform, 
     with pytest.raises(InvalidInput, match=f"batch job {job.id} is running, not queued"):
         caller.call(jobs.start_job, id=job.id)
 
+    # closing stale jobs: admins only; a job still reporting is left alone
+    from plinth.core.context import Actor, Grant
+    from plinth.core.errors import PermissionDenied
+
+    fresh = caller.call(
+        jobs.record_job,
+        model="models:/iris/1",
+        input="datasets:/flowers/1",
+        output="later",
+        options={"executor": "local", "workers": 1, "batch_size": 10},
+        total_rows=450,
+        trust=False,
+    )
+    future = Platform(load_settings(home=tmp_path / "home"), clock=lambda: later)
+    try:
+        caller.call(jobs.job_progress, id=fresh.id, rows=0)  # reporting...
+        future.caller().call(jobs.job_progress, id=fresh.id, rows=10)  # ...and still, at the later time
+        editor = Actor(name="eve", user_id="eve", grants={"default": Grant("editor")})
+        with pytest.raises(PermissionDenied):
+            future.caller(editor).call(jobs.close_stale_jobs)
+        assert caller.call(jobs.get_job, id=job.id).state == "running"  # the refusal changed nothing
+        (closed,) = future.caller().call(jobs.close_stale_jobs)
+        assert (closed.id, closed.state, closed.error_code, closed.stale) == (job.id, "failed", "stale", False)
+        assert f"its runner {job.runner} stopped reporting at" in closed.error and "closed by local" in closed.error
+        assert future.caller().call(jobs.get_job, id=fresh.id).state == "queued"
+        assert future.caller().call(jobs.close_stale_jobs) == []  # nothing left to close
+    finally:
+        future.close()
+    assert _job_events(platform, job.id)[-1] == ("batch_job.fail", "local")
+
+
+def test_the_number_of_jobs_a_server_runs_at_once_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(jobs.MAX_RUNNING_ENV, raising=False)
+    assert jobs.max_running() == jobs.MAX_RUNNING == 2
+    monkeypatch.setenv(jobs.MAX_RUNNING_ENV, "5")
+    assert jobs.max_running() == 5
+    for bad in ("0", "65", "two", "-1"):
+        monkeypatch.setenv(jobs.MAX_RUNNING_ENV, bad)
+        with pytest.raises(
+            InvalidInput, match=f"PLINTH_BATCH_JOBS_MAX_RUNNING must be a whole number from 1 to 64, got '{bad}'"
+        ):
+            jobs.max_running()
+
 
 def _wait(client: Any, job_id: str, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
@@ -168,6 +211,11 @@ def test_rest_jobs_are_checked_first_run_as_the_caller_and_listed(flowers, live_
     with live_server.client(viewer) as c:
         r = c.post("/api/v1/batch-jobs", json={**request, "model": "models:/iris/1"})
         assert r.status_code == 403 and "'vic' is a viewer" in r.json()["error"]["message"]
+        r = c.post("/api/v1/batch-jobs/close-stale")
+        assert r.status_code == 403 and "'vic' is a viewer" in r.json()["error"]["message"]
+    with live_server.client(live_server.admin_token) as c:
+        r = c.post("/api/v1/batch-jobs/close-stale")
+        assert r.status_code == 200 and r.json() == []  # none stale
     assert _count(platform, BatchJob) == jobs_before and _datasets() == datasets_before
 
     with live_server.client(editor) as c:
@@ -320,9 +368,9 @@ def test_job_and_worker_records_on_both_databases(any_platform: Platform) -> Non
 def test_a_server_runs_jobs_one_slot_at_a_time_the_rest_wait_queued(  # type: ignore[no-untyped-def]
     flowers, live_server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
 
-    monkeypatch.setattr(jobs, "_slots", threading.BoundedSemaphore(1))
+    monkeypatch.setenv(jobs.MAX_RUNNING_ENV, "1")
+    monkeypatch.setattr(jobs, "_slots", None)  # made again, from the environment, by the first job
     with live_server.client(live_server.admin_token) as c:
         ids = []
         for name in ("first", "second", "third"):

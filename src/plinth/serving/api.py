@@ -56,6 +56,11 @@ def list_batch_jobs(
     return caller.call(jobs.list_jobs, state=state, limit=limit)
 
 
+@router.post(s.CLOSE_STALE_JOBS.path)
+def close_stale_batch_jobs(caller: CallerDep) -> list[s.BatchJobInfo]:
+    return caller.call(jobs.close_stale_jobs)
+
+
 @router.get(s.GET_JOB.path)
 def get_batch_job(id: str, caller: CallerDep) -> s.BatchJobInfo:  # noqa: A002 - the route's word
     return caller.call(jobs.get_job, id=id)

@@ -42,8 +42,30 @@ HEARTBEAT_S = 5.0
 STALE_AFTER = timedelta(seconds=60)  # no heartbeat for this long: the process running it is gone
 MAX_LISTED = 1000
 POLL_MAX_S = 0.25  # the client's longest wait between two looks at a running job
-MAX_RUNNING = 2  # jobs a server process scores at once; the others stay queued (heartbeat on)
-_slots = threading.BoundedSemaphore(MAX_RUNNING)
+MAX_RUNNING = 2  # jobs a server process scores at once by default; the others stay queued (heartbeat on)
+MAX_RUNNING_ENV = "PLINTH_BATCH_JOBS_MAX_RUNNING"
+
+
+def max_running() -> int:
+    """Jobs a server process scores at once: ``$PLINTH_BATCH_JOBS_MAX_RUNNING`` (1-64), else 2."""
+    raw = os.environ.get(MAX_RUNNING_ENV, "").strip()
+    if not raw:
+        return MAX_RUNNING
+    if not raw.isdigit() or not 1 <= int(raw) <= 64:
+        raise InvalidInput(f"{MAX_RUNNING_ENV} must be a whole number from 1 to 64, got {raw!r}", field=MAX_RUNNING_ENV)
+    return int(raw)
+
+
+_slots: threading.BoundedSemaphore | None = None  # made on the first job this process runs
+_slots_lock = threading.Lock()
+
+
+def _job_slots() -> threading.BoundedSemaphore:
+    global _slots
+    with _slots_lock:
+        if _slots is None:
+            _slots = threading.BoundedSemaphore(max_running())
+        return _slots
 
 
 # --- the service: the one place that reads and writes job records ---------------------------------
@@ -154,6 +176,33 @@ def list_jobs(ctx: Context, state: str | None = None, limit: int = 100) -> list[
         query = query.where(BatchJob.state == state)
     rows = ctx.session.execute(query.order_by(BatchJob.created_at.desc(), BatchJob.id.desc()).limit(limit)).scalars()
     return [_info(ctx, row) for row in rows]
+
+
+def close_stale_jobs(ctx: Context) -> list[s.BatchJobInfo]:
+    """Mark failed the project's jobs whose runner stopped reporting (queued or running, no
+    heartbeat for ``STALE_AFTER``): a server that died mid-job leaves them so. Admins only."""
+    ctx.require("admin")
+    now = ctx.now()
+    rows = ctx.session.execute(
+        select(BatchJob)
+        .where(
+            BatchJob.project_id == ctx.project_id(),
+            BatchJob.state.in_(("queued", "running")),
+            BatchJob.heartbeat_at < now - STALE_AFTER,
+        )
+        .order_by(BatchJob.created_at)
+    ).scalars()
+    closed = []
+    for row in rows:
+        row.state, row.error_code, row.finished_at = "failed", "stale", now
+        row.error = (
+            f"its runner {row.runner} stopped reporting at {row.heartbeat_at.isoformat(timespec='seconds')}; "
+            f"closed by {ctx.actor.name}"
+        )
+        summary = {"rows": row.rows, "error": row.error[:500], "code": "stale"}
+        ctx.emit("batch_job.fail", _resource(row), summary)
+        closed.append(_info(ctx, row))
+    return closed
 
 
 def get_job(ctx: Context, id: str) -> s.BatchJobInfo:  # noqa: A002
@@ -304,6 +353,7 @@ def submit_job(caller: Caller, request: s.BatchJobCreate) -> s.BatchJobInfo:
     from plinth.serving.batch import plan_batch
 
     caller.call(check_submission, executor=request.executor, trust=request.trust)
+    slots = _job_slots()  # a bad PLINTH_BATCH_JOBS_MAX_RUNNING is refused before anything is written
     backend = CallerBackend(caller)
     with bound_backend(backend):
         plan = plan_batch(**request.model_dump())
@@ -314,7 +364,6 @@ def submit_job(caller: Caller, request: s.BatchJobCreate) -> s.BatchJobInfo:
             raise
 
     def work() -> None:
-        slots = _slots
         with bound_backend(backend):
             while not slots.acquire(timeout=HEARTBEAT_S):  # queued behind running jobs: still alive
                 try:

@@ -130,12 +130,19 @@ def batch_jobs(
         None, "--state", help="Only jobs in this state: queued, running, succeeded, failed."
     ),
     limit: int = typer.Option(50, "--limit", min=1, max=1000, help="Most jobs listed."),
+    close_stale: bool = typer.Option(
+        False, "--close-stale", help="Mark failed the jobs whose runner stopped reporting (admins)."
+    ),
     project: str | None = ProjectOption,
     json: bool = JsonOption,
 ) -> None:
     """Batch inference jobs: state, model and input versions, output version, rows, error, timings."""
     import plinth
 
+    if close_stale:
+        closed = plinth.serving.close_stale_batch_jobs(project=project)
+        show(closed, json, JOB_COLS, title=f"{len(closed)} stale batch jobs closed")
+        return
     if job_id is not None:
         show(plinth.serving.get_batch_job(job_id, project=project), json)
         return

@@ -153,6 +153,7 @@ JOB = f"{JOBS}/{{id}}"
 SUBMIT_JOB = Operation("POST", JOBS, BatchJobInfo, 202)
 LIST_JOBS = Operation("GET", JOBS, list[BatchJobInfo])
 GET_JOB = Operation("GET", JOB, BatchJobInfo)
+CLOSE_STALE_JOBS = Operation("POST", f"{JOBS}/close-stale", list[BatchJobInfo])
 
 
 # --- streaming workers ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ __all__ = [
     "inference_log_location",
     "list_batch_jobs",
     "list_deployments",
+    "close_stale_batch_jobs",
     "list_stream_workers",
     "update_deployment",
 ]
@@ -119,6 +120,12 @@ def inference_log_location(name: str, project: str | None = None) -> s.Inference
 def list_batch_jobs(state: str | None = None, limit: int = 100, project: str | None = None) -> list[s.BatchJobInfo]:
     """Batch inference jobs, newest first (``state``: queued, running, succeeded or failed)."""
     return call(s.LIST_JOBS, jobs.list_jobs, project=project, state=state, limit=limit)
+
+
+def close_stale_batch_jobs(project: str | None = None) -> list[s.BatchJobInfo]:
+    """Mark failed the jobs whose runner stopped reporting (``stale``: its server died mid-job);
+    the jobs closed. Admins only."""
+    return call(s.CLOSE_STALE_JOBS, jobs.close_stale_jobs, project=project)
 
 
 def get_batch_job(id: str, project: str | None = None) -> s.BatchJobInfo:  # noqa: A002 - the route's word
