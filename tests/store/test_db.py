@@ -258,6 +258,45 @@ def test_a_read_only_session_takes_no_write_lock(platform: Platform) -> None:
         assert "written-after" in set(session.execute(select(Project.name)).scalars())
 
 
+def test_a_read_only_session_reads_one_snapshot_and_listeners_see_its_begin(platform: Platform) -> None:
+    """The deferred ``BEGIN`` (sent on the driver's connection) really opens a transaction: a
+    write committed by another connection meanwhile stays invisible until the session ends.
+    With a cursor listener on the engine, the ``BEGIN`` goes through SQLAlchemy and is seen."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    db = platform.db
+    count = select(func.count()).select_from(Project)
+    other = sqlite3.connect(db.engine.url.database, isolation_level=None)
+    try:
+        with db.session(reads_only=True) as session:
+            before = session.execute(count).scalar()
+            other.execute(
+                "INSERT INTO projects (id, name, description, created_at, created_by) "
+                "VALUES ('p-snap', 'snap', '', '2026-01-01 00:00:00.000000', 't')"
+            )
+            assert session.execute(count).scalar() == before  # still the snapshot of the first read
+        with db.session(reads_only=True) as session:
+            assert session.execute(count).scalar() == before + 1
+    finally:
+        other.close()
+    seen: list[str] = []
+
+    def watch(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", watch)
+    try:
+        with db.session(reads_only=True) as session:
+            session.execute(count)
+        with db.session() as session:
+            session.execute(count)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", watch)
+    assert [s for s in seen if s.startswith("BEGIN")] == ["BEGIN", "BEGIN IMMEDIATE"]
+
+
 def test_service_functions_marked_reads_only_run_in_read_only_sessions(platform: Platform) -> None:
     from plinth.store.db import is_reads_only
     from plinth.tracking import service as tracking

@@ -109,3 +109,139 @@ def test_viewers_cannot_log_through_the_server(live_server, admin_client) -> Non
         assert vic.post("/api/v1/runs/search?project=risk", json={}).status_code == 200
         assert vic.get("/api/v1/experiments").status_code == 403  # no role in 'default'
     assert PermissionDenied.http_status == 403
+
+
+def _seed_search_runs(platform) -> list[str]:  # type: ignore[no-untyped-def]
+    from plinth.tracking import service as svc
+
+    caller = platform.caller()
+    ids = []
+    for i, (model, auc) in enumerate([("rf", 0.95), ("gbm", 0.97), ("rf", 0.5), ("rf", math.nan)]):
+        run = caller.call(svc.start_run, experiment="auth-search", name=f"r{i}")
+        caller.call(svc.log_batch, run_id=run.id, params={"model": model}, metrics=[("auc", auc, 0, None)])
+        ids.append(run.id)
+    return ids
+
+
+SEARCH_BODY = {"experiments": ["auth-search"], "filter": "metrics.auc > 0.9 and params.model = 'rf'"}
+
+
+def test_search_route_still_checks_tokens_and_roles(live_server, admin_client) -> None:  # type: ignore[no-untyped-def]
+    ids = _seed_search_runs(live_server.platform)
+    with live_server.client() as anon:
+        r = anon.post("/api/v1/runs/search", json=SEARCH_BODY)
+        assert r.status_code == 401 and "token is required" in r.json()["error"]["message"]
+        r = anon.post("/api/v1/runs/search", json=SEARCH_BODY, headers={"Authorization": "Basic abc"})
+        assert r.status_code == 401 and "Bearer" in r.json()["error"]["message"]
+    with live_server.client("plt_" + "z" * 43) as unknown:
+        r = unknown.post("/api/v1/runs/search", json=SEARCH_BODY)
+        assert r.status_code == 401 and r.json()["error"]["message"] == "the token is not known"
+    admin_client.post("/api/v1/projects", json={"name": "risk"})
+    admin_client.post("/api/v1/users", json={"name": "nora"})
+    token = admin_client.post("/api/v1/tokens", json={"name": "t", "user": "nora"}).json()
+    with live_server.client(token["token"]) as nora:
+        r = nora.post("/api/v1/runs/search", json=SEARCH_BODY)  # no role in project 'default'
+        assert r.status_code == 403 and r.json()["error"]["code"] == "permission_denied"
+        admin_client.post("/api/v1/members?project=default", json={"user": "nora", "role": "viewer"})
+        r = nora.post("/api/v1/runs/search", json=SEARCH_BODY)
+        assert r.status_code == 200 and r.json()["run_id"] == [ids[0]]
+        r = nora.post("/api/v1/runs/search?project=risk", json={})  # the project comes from the query
+        assert r.status_code == 403 and r.json()["error"]["details"]["project"] == "risk"
+        assert admin_client.delete(f"/api/v1/tokens/{token['id']}").json()["revoked_at"]
+        r = nora.post("/api/v1/runs/search", json=SEARCH_BODY)
+        assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
+
+
+def test_token_lookup_runs_once_per_request_on_a_worker_thread(live_server, admin_client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from plinth.governance import service as governance
+
+    _seed_search_runs(live_server.platform)
+    lookups: list[bool] = []
+    real = governance.authenticate
+
+    def watched(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            asyncio.get_running_loop()
+            lookups.append(True)  # on the event loop: would block every other request
+        except RuntimeError:
+            lookups.append(False)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(governance, "authenticate", watched)
+    r = admin_client.post("/api/v1/runs/search", json=SEARCH_BODY)
+    assert r.status_code == 200 and len(r.json()["run_id"]) == 1
+    assert lookups == [False]
+    page = admin_client.get("/experiments/auth-search", headers={"accept": "text/html"})
+    assert page.status_code == 200 and "auth-search" in page.text
+    assert lookups == [False, False]
+
+
+def test_search_route_without_auth_answers_as_the_embedded_call(platform, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import threading
+    import time
+
+    import httpx
+    import pandas as pd
+    import uvicorn
+
+    from plinth.governance import service as governance
+    from plinth.server import deps
+    from plinth.server.app import create_app
+    from plinth.tracking import schemas as s
+    from plinth.tracking import service as svc
+    from tests_support import free_port_for_subprocess
+
+    ids = _seed_search_runs(platform)
+    hops: list[object] = []
+    real_hop = deps.run_in_threadpool
+
+    async def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        hops.append(fn)
+        return await real_hop(fn, *args, **kwargs)
+
+    monkeypatch.setattr(deps, "run_in_threadpool", counted)
+    monkeypatch.setattr(governance, "authenticate", lambda *a, **k: pytest.fail("no token lookup without auth"))
+    port = free_port_for_subprocess()
+    server = uvicorn.Server(uvicorn.Config(create_app(platform, auth=False), host="127.0.0.1", port=port))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the test server did not start"
+        time.sleep(0.02)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as anon:
+            for body in (SEARCH_BODY, {"experiments": ["auth-search"], "order_by": ["metrics.auc desc"]}):
+                r = anon.post("/api/v1/runs/search", json=body)
+                assert r.status_code == 200
+                remote = s.RunTable.model_validate_json(r.content)
+                embedded = platform.caller().call(svc.search_runs, **body)
+                pd.testing.assert_frame_equal(remote.to_pandas(), embedded.to_pandas(), check_exact=True)
+            assert remote.run_id == [ids[1], ids[0], ids[2], ids[3]]
+            r = anon.post("/api/v1/runs/search?project=nope", json={})
+            assert r.status_code == 404 and "nope" in r.json()["error"]["message"]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert hops == []  # the anonymous actor needs no worker thread
+
+
+def test_the_client_reads_json_as_the_json_module_does() -> None:
+    import json
+
+    from plinth.client.http import _json
+
+    bodies = [
+        b'{"run_id": ["a", "b"], "metrics": {"auc": [0.9, null, "NaN"]}, "next_page_token": null}',
+        '{"name": "caf\u00e9 \u2603", "n": 1e308, "x": -0.0}'.encode(),
+        b"[NaN, Infinity, -Infinity]",  # literals json accepts and orjson refuses
+        b'{"big": 123456789012345678901234567890}',  # past 64 bits
+        '{"utf16": "\u00e9"}'.encode("utf-16"),  # not UTF-8
+        b"[0.30000000000000004, 2.2250738585072014e-308, 123456.789e-3, 5e-324, 9007199254740993]",
+    ]
+    for body in bodies:
+        assert repr(_json(body)) == repr(json.loads(body)), body
+    with pytest.raises(ValueError):
+        _json(b'{"truncated": ')

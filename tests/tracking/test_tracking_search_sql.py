@@ -148,3 +148,30 @@ def test_text_columns_are_built_as_pandas_would_infer_them() -> None:
         inferred = pd.DataFrame({"c": np.array(list(values), dtype=object)})
         assert built["c"].dtype == inferred["c"].dtype, values
         pd.testing.assert_frame_equal(built, inferred)
+
+
+def test_time_columns_are_built_as_pandas_would_build_them() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    import pandas as pd
+    from pydantic import TypeAdapter
+
+    from plinth.tracking.schemas import _time_column
+
+    now = datetime(2026, 11, 27, 17, 3, 4, 123456, tzinfo=UTC)
+    from_json = TypeAdapter(list[datetime | None]).validate_json('["2026-11-27T17:03:04.123456Z", null]')
+    cases = (
+        [now, None, now + timedelta(microseconds=1)],
+        [None, None],
+        [],
+        [datetime(1950, 1, 1, 0, 0, 0, 1, tzinfo=timezone(timedelta(hours=2))), now],  # before 1970, another offset
+        from_json,  # pydantic's TzInfo(UTC), as the remote client parses it
+        [now.replace(tzinfo=None), None],  # naive: pandas' own way
+    )
+    for values in cases:
+        built = pd.DataFrame({"t": _time_column(list(values))})
+        public = pd.DataFrame({"t": pd.DatetimeIndex(list(values), dtype="datetime64[us, UTC]")})
+        assert str(built["t"].dtype) == "datetime64[us, UTC]", values
+        pd.testing.assert_frame_equal(built, public, check_exact=True)
+    assert _time_column([now])[0] == pd.Timestamp("2026-11-27T17:03:04.123456Z")
+    assert not isinstance(_time_column([now]), pd.DatetimeIndex)  # aware values take the direct way

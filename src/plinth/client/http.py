@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic_core import to_jsonable_python
+from pydantic_core import from_json, to_jsonable_python
 
 from plinth.core.errors import Unavailable, error_from_payload
 from plinth.core.ops import Operation
@@ -68,7 +69,7 @@ class HttpClient:
         response = self.request(op.method, path, params=params, **kwargs)
         if response.status_code == 204 or not response.content:
             return None
-        return response.json()
+        return _json(response.content)
 
     def upload(self, path: str, content: Iterable[bytes], params: dict[str, Any]) -> Any:
         response = self.request("PUT", path, params=params, content=content)
@@ -83,3 +84,13 @@ class HttpClient:
                 yield from response.iter_bytes()
         except httpx.TransportError as exc:
             raise Unavailable(f"download from {self.base_url}{path} failed: {exc}") from None
+
+
+def _json(content: bytes) -> Any:
+    """A response body's JSON, read by pydantic's parser: half the time json takes over a page
+    of runs, with the same values (NaN literals, integers past 64 bits); a body it refuses
+    (text that is not UTF-8, bad JSON) goes to json, which decides."""
+    try:
+        return from_json(content)
+    except ValueError:
+        return json.loads(content)
