@@ -37,7 +37,7 @@ class Columns:
     ``predict()`` validation runs once per batch, not once per request.
     """
 
-    __slots__ = ("_arrays", "matrix", "names", "rows")
+    __slots__ = ("_arrays", "_matrix", "_values", "names", "rows")
 
     def __init__(
         self,
@@ -45,13 +45,25 @@ class Columns:
         rows: int,
         *,
         matrix: np.ndarray | None = None,
+        values: list[list[float]] | None = None,
         names: tuple[str, ...] = (),
     ) -> None:
-        # either the columns, or one (rows, len(names)) matrix holding them in ``names`` order
+        # the columns; or one (rows, len(names)) float matrix holding them in ``names`` order,
+        # given as an array or as rows of Python floats (made an array once, when first asked)
         self._arrays = arrays
+        self._matrix = matrix
+        self._values = values
         self.rows = rows
-        self.matrix = matrix
         self.names = tuple(arrays) if arrays is not None else names
+
+    @property
+    def matrix(self) -> np.ndarray | None:
+        """The (rows, columns) matrix, when the columns came as one (None otherwise)."""
+        if self._matrix is None and self._values is not None:
+            import numpy as np
+
+            self._matrix = np.array(self._values, dtype=np.float64)
+        return self._matrix
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -86,7 +98,9 @@ class Columns:
 
         names = parts[0].names
         rows = sum(p.rows for p in parts)
-        if all(p.matrix is not None for p in parts):
+        if all(p._values is not None and p._matrix is None for p in parts):  # rows of floats: one list
+            return Columns(None, rows, values=[v for p in parts for v in p._values], names=names)  # type: ignore[union-attr]
+        if all(p._matrix is not None or p._values is not None for p in parts):
             return Columns(None, rows, matrix=np.concatenate([p.matrix for p in parts]), names=names)  # type: ignore[misc]
         return Columns({n: np.concatenate([p.arrays[n] for p in parts]) for n in names}, rows)
 
@@ -253,8 +267,6 @@ def _one_row(items: list[Any], inputs: list[Any] | TensorSpec) -> Columns | None
     """The request as one float64 row, when it is the common single-row request of an all-float64
     column model: every input named once, ``shape [1]``, ``FP64``, one float. Anything else
     (None) takes the general path, which answers it the same way or names what is wrong."""
-    import numpy as np
-
     positions, names = _fp64_positions(inputs)
     if positions is None or len(items) != len(positions):
         return None
@@ -281,7 +293,7 @@ def _one_row(items: list[Any], inputs: list[Any] | TensorSpec) -> Columns | None
         seen |= 1 << at
     if seen != (1 << len(items)) - 1:  # a name given twice, so another missing
         return None
-    return Columns(None, 1, matrix=np.array([values], dtype=np.float64), names=names)
+    return Columns(None, 1, values=[values], names=names)
 
 
 def decode_infer_request(body: Any, signature: Signature | None) -> tuple[pd.DataFrame | np.ndarray | Columns, int]:
