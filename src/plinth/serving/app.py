@@ -298,8 +298,7 @@ class ModelServer:
         except ModelFailed as exc:
             entry, status = {"model": shadow.name, "version": shadow.version, "rows": rows, "error": str(exc)}, "500"
             self.metrics.errors.labels(*labels, "model_error").inc()
-        self.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
-        self.metrics.requests.labels(*labels, "shadow", status).inc()
+        self.metrics.finished(shadow.name, shadow.version, "shadow", int(status), time.perf_counter() - start)
         self.shadow_answers.append(entry)
         log.info("shadow %s version %s answered %s rows (%s)", shadow.name, shadow.version, rows, status)
 
