@@ -174,11 +174,11 @@ class AliasFollower:
         try:
             route = self._load_route()
         except Exception as exc:
-            message = f"deployment {self.deployment} changed but its new models failed to load; "
-            message += f"the previous ones keep serving: {type(exc).__name__}: {exc}"
-            log.error(message)
-            self.failures.append(message)
-            self._mark_failed(message)
+            self._failed(
+                f"deployment {self.deployment} changed but its new models failed to load; "
+                "the previous ones keep serving",
+                exc,
+            )
             return
         assert self._loop is not None
         asyncio.run_coroutine_threadsafe(self.server.replace_route(route), self._loop).result(timeout=60)
@@ -198,11 +198,9 @@ class AliasFollower:
                 )
                 enricher.resolve()
             except Exception as exc:
-                message = f"deployment {self.deployment}: its new features could not be resolved; "
-                message += f"the previous ones stay: {type(exc).__name__}: {exc}"
-                log.error(message)
-                self.failures.append(message)
-                self._mark_failed(message)
+                self._failed(
+                    f"deployment {self.deployment}: its new features could not be resolved; the previous ones stay", exc
+                )
                 return
         assert self._loop is not None
         self._loop.call_soon_threadsafe(setattr, self.server, "enricher", enricher)
@@ -218,16 +216,21 @@ class AliasFollower:
         try:
             fresh = self._load(f"models:/{target.model}/{version}", target.route)
         except Exception as exc:
-            message = f"hot swap of {target.uri} to version {version} failed; version {current.version} keeps serving: "
-            message += f"{type(exc).__name__}: {exc}"
-            log.error(message)
-            self.failures.append(message)
-            self._mark_failed(message)
+            self._failed(
+                f"hot swap of {target.uri} to version {version} failed; version {current.version} keeps serving", exc
+            )
             return
         fresh.uri = target.uri
         assert self._loop is not None
         asyncio.run_coroutine_threadsafe(self.server.swap(target.route, current, fresh), self._loop).result(timeout=60)
         log.info("hot swap: %s now serves version %s (was %s)", target.uri, fresh.version, current.version)
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        """A change that could not be made: logged, kept in ``failures``, shown on the deployment."""
+        message = f"{what}: {type(exc).__name__}: {exc}"
+        log.error(message)
+        self.failures.append(message)
+        self._mark_failed(message)
 
     def _mark_failed(self, message: str) -> None:
         if self.deployment is None:
