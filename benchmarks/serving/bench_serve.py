@@ -312,9 +312,6 @@ def targets(work: Path, compare_src: str | None, rounds: int, only: list[str] | 
         "mlflow models serve, 100 rows",
         Target("", mlflow, "/ping", "/invocations", split_body(hundred), 100, mlflow_env),
     )
-    add("ceiling", "no-op, raw ASGI (uvicorn)", _uvicorn("noop_asgi", "/noop", split_body(one), 1))
-    add("ceiling", "no-op, raw ASGI (plinth serve's protocol)", _noop_on_plinth_stack(split_body(one)))
-    add("ceiling", "no-op, FastAPI route (uvicorn)", _uvicorn("noop_fastapi", "/noop", split_body(one), 1))
     add(
         "plain",
         "FastAPI + pipeline per request, 1 row",
@@ -324,6 +321,10 @@ def targets(work: Path, compare_src: str | None, rounds: int, only: list[str] | 
     sources = [("", "")] + ([(" (before)", compare_src)] if compare_src else [])
     configs = (("batching on", ()), ("batching off", ("--no-batching",)))
     for r in range(rounds):
+        # the ceilings are measured every round too: each ratio is best round against best round
+        add(f"ceiling{r}", "no-op, raw ASGI (uvicorn)", _uvicorn("noop_asgi", "/noop", split_body(one), 1))
+        add(f"ceiling{r}", "no-op, raw ASGI (plinth serve's protocol)", _noop_on_plinth_stack(split_body(one)))
+        add(f"ceiling{r}", "no-op, FastAPI route (uvicorn)", _uvicorn("noop_fastapi", "/noop", split_body(one), 1))
         for rows, body in ((1, v2_body(one)), (100, v2_body(hundred))):
             for config, extra in configs:
                 for suffix, src in sources:  # old and new code back to back, interleaved
@@ -354,7 +355,7 @@ def _pick(results: list[Measured], label: str) -> list[Measured]:
 
 
 def summary(results: list[Measured]) -> dict[str, Any]:
-    """The issue's targets as ratios measured in this run (best round of each Plinth configuration)."""
+    """The issue's targets as ratios measured in this run (best round of each target)."""
 
     def best(label: str) -> Measured | None:
         found = _pick(results, label)
@@ -380,6 +381,18 @@ def summary(results: list[Measured]) -> dict[str, Any]:
         out["single row: plinth / no-op on plinth serve's protocol, requests/s (target >= 0.5)"] = round(
             on1.rps / noop_own.rps, 2
         )
+    on1_all = [m.rps for m in _pick(results, "plinth serve, 1 row, batching on")]
+    for name, label in (
+        ("uvicorn's", "no-op, raw ASGI (uvicorn)"),
+        ("plinth serve's", "no-op, raw ASGI (plinth serve's protocol)"),
+    ):
+        ceiling = [m.rps for m in _pick(results, label)]
+        if len(ceiling) > 1 and len(on1_all) > 1:  # with --rounds: the medians too, each ratio round by round
+            key = f"single row: plinth / no-op on {name} protocol, median of rounds (each round's ratio)"
+            per_round = [round(a / b, 2) for a, b in zip(on1_all, ceiling, strict=False)]
+            out[key] = (
+                f"{statistics.median(on1_all) / statistics.median(ceiling):.2f} ({', '.join(map(str, per_round))})"
+            )
     if mlflow100 and on100:
         out["100 rows: plinth / mlflow rows/s (target >= 10)"] = round(on100.rows_per_s / mlflow100.rows_per_s, 1)
     if fixed_on and fixed_off:
@@ -428,7 +441,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=SECONDS, help="wrk duration per target")
     parser.add_argument("--compare-src", help="a src folder with older Plinth code to measure interleaved")
-    parser.add_argument("--rounds", type=int, default=1, help="rounds of the Plinth configurations")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of the Plinth configurations and the no-ops")
     parser.add_argument("--only", action="append", help="measure only targets whose label contains this")
     args = parser.parse_args()
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
