@@ -305,6 +305,37 @@ def _client_load(running: Any, stop: threading.Event, errors: list[str], version
                 errors.append(f"{r.status_code} {r.text}")
 
 
+@contextlib.contextmanager
+def _under_load(running: Any, clients: int = 1) -> Any:
+    """``clients`` threads sending v2 requests until the block ends: (errors, versions answered)."""
+    stop, errors, versions = threading.Event(), [], Counter()  # type: ignore[var-annotated]
+    threads = [threading.Thread(target=_client_load, args=(running, stop, errors, versions)) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        yield errors, versions
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+
+
+def _wait_for_failure(follower: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not follower.failures:
+        assert time.monotonic() < deadline, "the failed load was never reported"
+        time.sleep(0.02)
+
+
+def _pickled_version_4(platform: Platform) -> Callable[..., Any]:
+    """Register version 4 of iris as a pickle (refused without --trust); the platform's ``call``."""
+    X, _ = iris()
+    source = log_with_services(platform, iris_pipeline(), input_example=X.head(3), serialization="pickle")
+    call = platform.caller().call
+    call(registry.register_version, name="iris", source=source)
+    return call
+
+
 def _wait_for_version(running: Any, version: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     with running.client() as c:
@@ -320,21 +351,13 @@ def test_an_alias_move_is_swapped_in_with_no_failed_request(
 
     running = serve([load_served("models:/iris@champion")])
     running.server.follow(poll_interval=0.05)
-    stop, errors, versions = threading.Event(), [], Counter()  # type: ignore[var-annotated]
-    clients = [threading.Thread(target=_client_load, args=(running, stop, errors, versions)) for _ in range(4)]
-    for t in clients:
-        t.start()
-    try:
+    with _under_load(running, 4) as (errors, versions):
         time.sleep(0.3)
         call = three_versions.caller().call
         call(registry.set_alias, name="iris", alias="other", version=3)  # another alias: no swap
         call(registry.set_alias, name="iris", alias="champion", version=2)
         _wait_for_version(running, "2")
         time.sleep(0.3)
-    finally:
-        stop.set()
-        for t in clients:
-            t.join(timeout=30)
     assert errors == []
     assert versions["1"] > 0 and versions["2"] > 0 and "3" not in versions
     assert running.server.follower.failures == []
@@ -345,26 +368,14 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
 ) -> None:
     from plinth.serving import load_served
 
-    X, _ = iris()
-    source = log_with_services(three_versions, iris_pipeline(), input_example=X.head(3), serialization="pickle")
-    call = three_versions.caller().call
-    call(registry.register_version, name="iris", source=source)  # version 4: a pickle, refused without --trust
+    call = _pickled_version_4(three_versions)
     call(svc.create_deployment, name="churn", models="models:/iris@champion")
     running = serve([load_served("models:/iris@champion", name="iris")])
     follower = running.server.follow(poll_interval=0.05, deployment="churn")
-    stop, errors, versions = threading.Event(), [], Counter()  # type: ignore[var-annotated]
-    client = threading.Thread(target=_client_load, args=(running, stop, errors, versions))
-    client.start()
-    try:
+    with _under_load(running) as (errors, versions):
         call(registry.set_alias, name="iris", alias="champion", version=4)
-        deadline = time.monotonic() + 30
-        while not follower.failures:
-            assert time.monotonic() < deadline, "the failed load was never reported"
-            time.sleep(0.02)
+        _wait_for_failure(follower)
         time.sleep(0.2)
-    finally:
-        stop.set()
-        client.join(timeout=30)
     assert errors == [] and set(versions) == {"1"}
     assert "version 1 keeps serving" in follower.failures[0] and "pickle" in follower.failures[0]
     with running.client() as c:
@@ -407,18 +418,11 @@ def test_a_server_follows_its_deployment_when_it_is_updated(
 ) -> None:
     from plinth.serving import load_deployment
 
-    X, _ = iris()
-    source = log_with_services(three_versions, iris_pipeline(), input_example=X.head(3), serialization="pickle")
-    call = three_versions.caller().call
-    call(registry.register_version, name="iris", source=source)  # version 4: a pickle, refused without --trust
+    call = _pickled_version_4(three_versions)
     call(svc.create_deployment, name="iris", models="models:/iris/1")
     running = serve([load_deployment("iris")])
     follower = running.server.follow(poll_interval=0.05, deployment="iris")
-    stop, errors, versions = threading.Event(), [], Counter()  # type: ignore[var-annotated]
-    clients = [threading.Thread(target=_client_load, args=(running, stop, errors, versions)) for _ in range(3)]
-    for t in clients:
-        t.start()
-    try:
+    with _under_load(running, 3) as (errors, versions):
         time.sleep(0.3)
         call(
             svc.update_deployment,
@@ -435,14 +439,8 @@ def test_a_server_follows_its_deployment_when_it_is_updated(
         route = running.server.models["iris"]
         assert route.weights == [50, 50] and route.shadow is not None and route.shadow.version == "1"
         call(svc.update_deployment, name="iris", models="models:/iris/4")  # fails to load: 2 and 3 stay
-        while not follower.failures:
-            assert time.monotonic() < deadline, "the failed load was never reported"
-            time.sleep(0.02)
+        _wait_for_failure(follower)
         time.sleep(0.2)
-    finally:
-        stop.set()
-        for t in clients:
-            t.join(timeout=30)
     assert errors == []  # no request failed across either change
     assert versions["1"] > 0 and versions["2"] > 0 and versions["3"] > 0 and "4" not in versions
     assert running.server.models["iris"] is route

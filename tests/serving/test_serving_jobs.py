@@ -100,15 +100,20 @@ def test_every_batch_inference_is_a_recorded_job(flowers, platform: Platform, tm
 
 def test_a_job_whose_runner_stopped_shows_as_stale(flowers, platform: Platform, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     caller = platform.caller()
-    job = caller.call(
-        jobs.record_job,
-        model="models:/iris/1",
-        input="datasets:/flowers/1",
-        output="never",
-        options={"executor": "local", "workers": 1, "batch_size": 10},
-        total_rows=450,
-        trust=False,
-    )
+
+    def record(output: str) -> Any:
+        options = {"executor": "local", "workers": 1, "batch_size": 10}
+        return caller.call(
+            jobs.record_job,
+            model="models:/iris/1",
+            input="datasets:/flowers/1",
+            output=output,
+            options=options,
+            total_rows=450,
+            trust=False,
+        )
+
+    job = record("never")
     caller.call(jobs.start_job, id=job.id)
     assert caller.call(jobs.get_job, id=job.id).stale is False
     later = platform.clock() + jobs.STALE_AFTER + timedelta(seconds=1)
@@ -125,15 +130,7 @@ def test_a_job_whose_runner_stopped_shows_as_stale(flowers, platform: Platform, 
     from plinth.core.context import Actor, Grant
     from plinth.core.errors import PermissionDenied
 
-    fresh = caller.call(
-        jobs.record_job,
-        model="models:/iris/1",
-        input="datasets:/flowers/1",
-        output="later",
-        options={"executor": "local", "workers": 1, "batch_size": 10},
-        total_rows=450,
-        trust=False,
-    )
+    fresh = record("later")
     future = Platform(load_settings(home=tmp_path / "home"), clock=lambda: later)
     try:
         caller.call(jobs.job_progress, id=fresh.id, rows=0)  # reporting...
