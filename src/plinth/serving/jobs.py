@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from plinth.core.context import Context
-from plinth.core.errors import InvalidInput, NotFound, PlinthError
+from plinth.core.errors import InvalidInput, PlinthError
 from plinth.core.ids import new_id
 from plinth.serving import schemas as s
-from plinth.serving.tables import BatchJob
+from plinth.serving.tables import BatchJob, project_row
 
 if TYPE_CHECKING:
     from plinth.core.platform import Caller
@@ -211,12 +211,7 @@ def get_job(ctx: Context, id: str) -> s.BatchJobInfo:  # noqa: A002
 
 
 def _get(ctx: Context, id: str) -> BatchJob:  # noqa: A002
-    row = ctx.session.execute(
-        select(BatchJob).where(BatchJob.project_id == ctx.project_id(), BatchJob.id == id)
-    ).scalar()
-    if row is None:
-        raise NotFound(f"batch job {id!r} does not exist in project {ctx.project!r}", batch_job=id)
-    return row
+    return project_row(ctx, BatchJob, "batch job", "id", id)
 
 
 def _owned(ctx: Context, id: str) -> BatchJob:  # noqa: A002

@@ -19,12 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from plinth.core.context import Context
-from plinth.core.errors import Conflict, InvalidInput, NotFound
+from plinth.core.errors import Conflict, InvalidInput
 from plinth.core.ids import new_id
 from plinth.core.names import validate_name
 from plinth.serving import schemas as s
 from plinth.serving.resources import validate_resources
-from plinth.serving.tables import Deployment
+from plinth.serving.tables import Deployment, project_row
 
 MAX_REPLICAS = 100
 STICKY_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,99}")
@@ -154,12 +154,7 @@ def _info(ctx: Context, row: Deployment) -> s.DeploymentInfo:
 
 
 def _get(ctx: Context, name: str) -> Deployment:
-    row = ctx.session.execute(
-        select(Deployment).where(Deployment.project_id == ctx.project_id(), Deployment.name == name)
-    ).scalar()
-    if row is None:
-        raise NotFound(f"deployment {name!r} does not exist in project {ctx.project!r}", deployment=name)
-    return row
+    return project_row(ctx, Deployment, "deployment", "name", name)
 
 
 def _summary(row: Deployment) -> dict[str, Any]:

@@ -22,10 +22,10 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import select
 
 from plinth.core.context import Context
-from plinth.core.errors import InvalidInput, NotFound
+from plinth.core.errors import InvalidInput
 from plinth.core.ids import new_id
 from plinth.serving import schemas as s
-from plinth.serving.tables import StreamWorkerRecord
+from plinth.serving.tables import StreamWorkerRecord, project_row
 
 HEARTBEAT_S = 5.0
 STALE_AFTER = timedelta(seconds=60)
@@ -133,12 +133,7 @@ def get_worker(ctx: Context, id: str) -> s.StreamWorkerInfo:  # noqa: A002
 
 
 def _get(ctx: Context, id: str) -> StreamWorkerRecord:  # noqa: A002
-    row = ctx.session.execute(
-        select(StreamWorkerRecord).where(StreamWorkerRecord.project_id == ctx.project_id(), StreamWorkerRecord.id == id)
-    ).scalar()
-    if row is None:
-        raise NotFound(f"stream worker {id!r} does not exist in project {ctx.project!r}", stream_worker=id)
-    return row
+    return project_row(ctx, StreamWorkerRecord, "stream worker", "id", id)
 
 
 def _resource(row: StreamWorkerRecord) -> str:

@@ -5,13 +5,19 @@ streaming workers (which consumer scores which stream, its counts and last heart
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from plinth.core.errors import NotFound
 from plinth.store.db import Base
 from plinth.store.types import UTCDateTime
+
+if TYPE_CHECKING:
+    from plinth.core.context import Context
+
+Row = TypeVar("Row", "Deployment", "BatchJob", "StreamWorkerRecord")
 
 
 class Deployment(Base):
@@ -91,3 +97,14 @@ class StreamWorkerRecord(Base):
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (UniqueConstraint("project_id", "source", "group", "consumer", name="uq_stream_worker_consumer"),)
+
+
+def project_row(ctx: Context, table: type[Row], noun: str, column: str, value: str) -> Row:
+    """The row of ``table`` in the context's project whose ``column`` is ``value``; NotFound naming
+    the ``noun`` (``batch job 'x' does not exist in project 'p'``) otherwise."""
+    row = ctx.session.execute(
+        select(table).where(table.project_id == ctx.project_id(), getattr(table, column) == value)
+    ).scalar()
+    if row is None:
+        raise NotFound(f"{noun} {value!r} does not exist in project {ctx.project!r}", **{noun.replace(" ", "_"): value})
+    return row
