@@ -34,7 +34,6 @@ from plinth.core.ops import call
 from plinth.tracking import schemas as s
 from plinth.tracking import service as svc
 from plinth.tracking.buffer import MetricBuffer
-from plinth.tracking.schemas import encode_metric_value
 
 __all__ = [
     "ActiveRun",
@@ -84,9 +83,7 @@ def _env_float(name: str, default: float) -> float:
 
 # --- the buffer ---------------------------------------------------------------------------
 def _send(run_id: str, project: str | None, rows: list[tuple[str, Any, int, int]]) -> None:
-    if current_backend().remote:  # JSON has no NaN or ±inf: send their string names
-        rows = [(k, v if v - v == 0 else encode_metric_value(v), st, ts) for k, v, st, ts in rows]
-    call(s.LOG_BATCH, svc.log_batch, project=project, run_id=run_id, metrics=rows)
+    call(s.LOG_BATCH, svc.log_batch, project=project, run_id=run_id, series=_metric_series(rows))
 
 
 _buffer_lock = threading.Lock()
@@ -227,8 +224,8 @@ class ActiveRun:
         ``metrics`` holds ``(key, value, step[, timestamp_ms])`` rows or dicts.
         """
         self._check_open()
-        rows = _metric_rows(metrics) if metrics is not None else None
-        return call(s.LOG_BATCH, svc.log_batch, run_id=self.id, metrics=rows, params=params, tags=tags)
+        series = _metric_series(metrics) if metrics is not None else None
+        return call(s.LOG_BATCH, svc.log_batch, run_id=self.id, series=series, params=params, tags=tags)
 
     # artifacts
     def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> ArtifactInfo:
@@ -345,11 +342,11 @@ def _iter_file(fh: IO[bytes], size: int = 1 << 20) -> Iterator[bytes]:
         yield chunk
 
 
-def _metric_rows(metrics: Iterable[Any]) -> list[Any]:
-    """Rows for the wire: ``[key, value, step, timestamp]`` with plain floats (numpy and torch
-    scalars converted) and, to a server, non-finite values spelled as JSON allows."""
-    remote = current_backend().remote
-    rows = []
+def _metric_series(metrics: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """The points by key and column, as the server takes them: ``{key: {"steps", "values",
+    "timestamps"}}`` with plain ints and floats (numpy and torch scalars converted, NaN and
+    ±inf kept: the client writes them as JSON's usual NaN/Infinity literals)."""
+    grouped: dict[str, tuple[list[int], list[float], list[int | None]]] = {}
     for item in metrics:
         kind = type(item)
         if (kind is tuple or kind is list) and len(item) == 4:
@@ -361,12 +358,17 @@ def _metric_rows(metrics: Iterable[Any]) -> list[Any]:
             key, value, step, ts = item.get("key"), item.get("value"), item.get("step"), item.get("timestamp")
         else:
             raise InvalidInput(f"a metric must be (key, value, step[, timestamp_ms]), got {item!r}", field="metrics")
-        if type(value) is not float and not isinstance(value, str):
-            value = svc.metric_value(str(key), value)
-        if remote and type(value) is float and value - value != 0:
-            value = encode_metric_value(value)
-        rows.append([key, value, step, ts])
-    return rows
+        columns = grouped.get(key)
+        if columns is None:
+            svc.validate_key(key, "metric")
+            columns = grouped[key] = ([], [], [])
+        columns[0].append(step if type(step) is int else svc.int_value(step, "step", key, 0))
+        columns[1].append(value if type(value) is float else svc.metric_value(key, value))
+        columns[2].append(ts if ts is None or type(ts) is int else svc.int_value(ts, "timestamp", key, 0))
+    return {
+        key: {"steps": steps, "values": values, "timestamps": None if stamps.count(None) == len(stamps) else stamps}
+        for key, (steps, values, stamps) in grouped.items()
+    }
 
 
 def set_experiment(name: str, project: str | None = None) -> s.ExperimentInfo:
@@ -501,8 +503,8 @@ def log_batch(
     """Store metrics, params and tags now (not buffered), in one request and one bulk insert."""
     if run_id is None:
         return _active().log_batch(metrics, params, tags)
-    rows = _metric_rows(metrics) if metrics is not None else None
-    return call(s.LOG_BATCH, svc.log_batch, run_id=run_id, metrics=rows, params=params, tags=tags)
+    series = _metric_series(metrics) if metrics is not None else None
+    return call(s.LOG_BATCH, svc.log_batch, run_id=run_id, series=series, params=params, tags=tags)
 
 
 def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> ArtifactInfo:

@@ -431,11 +431,11 @@ def delete_run(ctx: Context, run_id: str) -> None:
 
 
 # --- logging ----------------------------------------------------------------------------
-def _metric_chunks(
-    run_id: str, metrics: Iterable[Any], now_ms: int
-) -> tuple[list[dict[str, Any]], list[tuple[int, int, float]], int]:
-    """Validated history rows (one chunk per key), each key's newest point, and the count."""
-    series: dict[str, tuple[list[int], list[int], list[float]]] = {}
+_Columns = tuple[list[int], list[int], list[float]]
+
+
+def _metric_columns(metrics: Iterable[Any], now_ms: int, series: dict[str, _Columns]) -> int:
+    """Add ``(key, value, step, timestamp_ms)`` rows to the per-key columns; returns the count."""
     count = 0
     for item in metrics:
         kind = type(item)
@@ -453,7 +453,78 @@ def _metric_chunks(
         columns[1].append(ts if type(ts) is int else int_value(ts, "timestamp", key, now_ms))
         columns[2].append(value if type(value) is float else metric_value(key, value))
         count += 1
-    built = [chunk_row(run_id, key, *cols) for key, cols in series.items()]
+    return count
+
+
+def _int_column(values: object, what: str, key: str, default: int) -> list[int]:
+    if not isinstance(values, list):
+        raise InvalidInput(f"{what}s of metric {key!r} must be a list, got {values!r}", field=f"series.{key}")
+    if all(type(v) is int and -_INT64 <= v <= _INT64 for v in values):
+        return values
+    return [int_value(v, what, key, default) for v in values]
+
+
+def _series_columns(series: object, now_ms: int, into: dict[str, _Columns]) -> int:
+    """Add columnar points ``{key: {"steps": [...], "values": [...], "timestamps": [...] | null}}``
+    to the per-key columns; returns the count. Plain ints and floats pass a type check per column
+    instead of one per point."""
+    if not isinstance(series, Mapping):
+        raise InvalidInput(f"series must be an object of metric key to columns, got {series!r}", field="series")
+    count = 0
+    for key, columns in series.items():
+        validate_key(key, "metric")
+        if not isinstance(columns, Mapping):
+            raise InvalidInput(
+                f"series {key!r} must be an object with steps, values and timestamps, got {columns!r}",
+                field=f"series.{key}",
+            )
+        unknown = sorted(set(columns) - {"steps", "values", "timestamps"})
+        if unknown:
+            raise InvalidInput(
+                f"series {key!r} has unknown field(s) {', '.join(map(repr, unknown))}; "
+                "expected steps, values, timestamps",
+                field=f"series.{key}",
+            )
+        values = columns.get("values")
+        if not isinstance(values, list):
+            raise InvalidInput(f"values of metric {key!r} must be a list, got {values!r}", field=f"series.{key}")
+        n = len(values)
+        if not all(type(v) is float for v in values):
+            values = [metric_value(key, v) for v in values]
+        steps = columns.get("steps")
+        steps = [0] * n if steps is None else _int_column(steps, "step", key, 0)
+        stamps = columns.get("timestamps")
+        stamps = [now_ms] * n if stamps is None else _int_column(stamps, "timestamp", key, now_ms)
+        if len(steps) != n or len(stamps) != n:
+            raise InvalidInput(
+                f"series {key!r} has {n} values, {len(steps)} steps and {len(stamps)} timestamps; "
+                "the columns must be the same length",
+                field=f"series.{key}",
+            )
+        if not n:
+            continue
+        cols = into.get(key)
+        if cols is None:
+            into[key] = (steps, stamps, values)
+        else:
+            cols[0].extend(steps)
+            cols[1].extend(stamps)
+            cols[2].extend(values)
+        count += n
+    return count
+
+
+def _metric_chunks(
+    run_id: str, metrics: Iterable[Any], now_ms: int, series: object = None
+) -> tuple[list[dict[str, Any]], list[tuple[int, int, float]], int]:
+    """Validated history rows (one chunk per key), each key's newest point, and the count."""
+    columns: dict[str, _Columns] = {}
+    count = _metric_columns(metrics, now_ms, columns)
+    if series is not None:
+        count += _series_columns(series, now_ms, columns)
+    if count > MAX_BATCH_METRICS:
+        raise InvalidInput(f"at most {MAX_BATCH_METRICS} metric points per call, got {count}", field="metrics")
+    built = [chunk_row(run_id, key, *cols) for key, cols in columns.items()]
     return [row for row, _ in built], [last for _, last in built], count
 
 
@@ -482,11 +553,14 @@ def log_batch(
     metrics: Sequence[Any] | None = None,
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
+    series: Mapping[str, Any] | None = None,
 ) -> s.BatchResult:
     """Log metrics, params and tags to a running run in one transaction.
 
     ``metrics`` holds ``(key, value, step, timestamp_ms)`` rows (or dicts with those
-    keys); step defaults to 0 and timestamp to now. The history takes one bulk insert,
+    keys); step defaults to 0 and timestamp to now. ``series`` holds the same points by
+    column, ``{key: {"steps": [...], "values": [...], "timestamps": [...] or None}}``, which
+    the SDK sends: cheaper to encode, parse and check. The history takes one bulk insert,
     ``latest_metrics`` one upsert, and the batch one ``run.log`` event.
     """
     param_values = _strings(params, "param", MAX_PARAM_VALUE, MAX_BATCH_PARAMS)
@@ -495,7 +569,7 @@ def log_batch(
         metrics = list(metrics)
     if metrics is not None and len(metrics) > MAX_BATCH_METRICS:
         raise InvalidInput(f"at most {MAX_BATCH_METRICS} metric points per call, got {len(metrics)}", field="metrics")
-    chunks, newest, points = _metric_chunks(run_id, metrics or (), int(time.time() * 1000))
+    chunks, newest, points = _metric_chunks(run_id, metrics or (), int(time.time() * 1000), series)
     run, _project, rctx = _run(ctx, run_id, "write")
     _writable(run)
     if param_values:
