@@ -12,16 +12,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-
 if TYPE_CHECKING:
     from plinth.serving.app import ModelServer
 
 __all__ = ["ServingApp", "match_inference"]
 
 
+_MATCHED: dict[str, tuple[str, str, str | None] | None] = {}  # path -> match, for the paths met
+
+
 def match_inference(path: str) -> tuple[str, str, str | None] | None:
     """``(endpoint, name, version)`` of an inference path, or None for any other path."""
+    try:
+        return _MATCHED[path]
+    except KeyError:
+        pass
+    found = _match(path)
+    if len(_MATCHED) >= 1024:  # clients that vary the path: keep the table small
+        _MATCHED.clear()
+    _MATCHED[path] = found
+    return found
+
+
+def _match(path: str) -> tuple[str, str, str | None] | None:
     parts = path.split("/")
     # ['', 'v2', 'models', name, 'infer'] / ['', 'v2', 'models', name, 'versions', v, 'infer']
     if len(parts) == 5 and parts[1] == "v2" and parts[2] == "models" and parts[4] == "infer" and parts[3]:
@@ -54,7 +67,7 @@ class ServingApp:
             found = match_inference(scope["path"])
             if found is not None:
                 endpoint, name, version = found
-                response = await self.server.answer(endpoint, name, version, Request(scope, receive))
+                response = await self.server.answer(endpoint, name, version, scope, receive)
                 await response(scope, receive, send)
                 return
         await self.fastapi(scope, receive, send)

@@ -35,7 +35,7 @@ def _settle(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     data: Any
     rows: int
@@ -70,6 +70,16 @@ def _alone(data: Any, columns: Callable[[Any], Any]) -> Any:
     from plinth.serving.protocol import Columns
 
     return columns(data) if isinstance(data, Columns) else data
+
+
+def _is_frame(result: Any) -> bool:
+    import pandas as pd
+
+    return isinstance(result, pd.DataFrame)
+
+
+def _view(result: Any, start: int, stop: int) -> Any:
+    return result[start:stop]
 
 
 def _slice(result: Any, start: int, stop: int) -> Any:
@@ -108,6 +118,7 @@ class MicroBatcher:
         self._pending: deque[_Pending] = deque()
         self._arrived: asyncio.Future[None] | None = None  # set by submit() while the collector waits
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
         self._executor: ThreadPoolExecutor | None = None
         self._busy = False
         self._expected = 1  # requests the next batch waits for: as many as the last one had
@@ -124,7 +135,8 @@ class MicroBatcher:
 
     def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plinth-batch")
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -138,7 +150,7 @@ class MicroBatcher:
         """The prediction for ``data`` (``rows`` rows), computed in a batch with others."""
         if self._task is None:
             self.start()
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = self._loop.create_future()
         self._pending.append(_Pending(data, rows, future))
         if self._arrived is not None and not self._arrived.done():
             self._arrived.set_result(None)
@@ -217,10 +229,11 @@ class MicroBatcher:
             for p in batch:  # isolate the failure: each request on its own
                 await self._run_alone(p)
             return
+        cut = _slice if _is_frame(result) else _view  # decided once per batch, not per request
         offset = 0
         for p in batch:
             if not p.future.done():
-                p.future.set_result(_slice(result, offset, offset + p.rows))
+                p.future.set_result(cut(result, offset, offset + p.rows))
             offset += p.rows
 
     @property

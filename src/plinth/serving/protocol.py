@@ -272,25 +272,30 @@ def _one_row(items: list[Any], inputs: list[Any] | TensorSpec) -> Columns | None
         return None
     values: list[float] = [0.0] * len(items)
     seen = 0
-    for item in items:
-        if type(item) is not dict:
-            return None
-        at = positions.get(item.get("name"))  # type: ignore[arg-type]
-        shape, data = item.get("shape"), item.get("data")
-        if (
-            at is None
-            or item.get("datatype") != "FP64"
-            or type(shape) is not list
-            or len(shape) != 1
-            or type(shape[0]) is not int
-            or shape[0] != 1
-            or type(data) is not list
-            or len(data) != 1
-            or type(data[0]) is not float
-        ):
-            return None
-        values[at] = data[0]
-        seen |= 1 << at
+    try:
+        for item in items:
+            # a missing key, an item that is not an object or a name that is not a string end
+            # here (KeyError, TypeError): the general path says what is wrong
+            at = positions[item["name"]]
+            shape = item["shape"]
+            data = item["data"]
+            if (
+                item["datatype"] != "FP64"
+                or type(shape) is not list
+                or len(shape) != 1
+                or type(shape[0]) is not int
+                or shape[0] != 1
+                or type(data) is not list
+                or len(data) != 1
+            ):
+                return None
+            value = data[0]
+            if type(value) is not float:
+                return None
+            values[at] = value
+            seen |= 1 << at
+    except (KeyError, TypeError):
+        return None
     if seen != (1 << len(items)) - 1:  # a name given twice, so another missing
         return None
     return Columns(None, 1, values=[values], names=names)
@@ -302,8 +307,6 @@ def decode_infer_request(body: Any, signature: Signature | None) -> tuple[pd.Dat
     For a column signature with one input per column, the answer is :class:`Columns` (NumPy
     arrays, no pandas); ``frame_of`` turns it into the DataFrame the model takes.
     """
-    import pandas as pd
-
     if not isinstance(body, dict):
         raise InvalidInput("an infer request is a JSON object with 'inputs'", field="inputs")
     items = body.get("inputs")
@@ -313,6 +316,8 @@ def decode_infer_request(body: Any, signature: Signature | None) -> tuple[pd.Dat
         one = _one_row(items, signature.inputs)
         if one is not None:
             return one, 1
+    import pandas as pd
+
     tensors = [_tensor(item, i) for i, item in enumerate(items)]
     names = [t[0] for t in tensors]
     if len(set(names)) != len(names):
@@ -446,6 +451,12 @@ def _values(array: np.ndarray) -> list[Any]:
 def encode_outputs(result: Any, signature: Signature | None) -> list[dict[str, Any]]:
     """Named v2 outputs of a prediction: one per column of a frame, ``output-0`` for an array."""
     import numpy as np
+
+    if type(result) is np.ndarray and result.ndim == 1 and result.dtype.kind in "biuf":
+        # the common answer, a column of numbers (one per row): no frame checks, no copies
+        outputs = signature.outputs if signature else None
+        name = outputs[0].name if isinstance(outputs, list) and len(outputs) == 1 else "output-0"
+        return [{"name": name, "shape": [len(result)], "datatype": _datatype_of(result), "data": result.tolist()}]
     import pandas as pd
 
     if isinstance(result, pd.DataFrame):

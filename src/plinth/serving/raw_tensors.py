@@ -168,12 +168,18 @@ class JSONBytes(Response):
         self.background = None
         self.raw_headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
+
 
 def infer_response(answer: dict[str, Any], body: Any) -> Any:
     """The HTTP response of a v2 answer: JSON, or JSON then the raw values of the outputs the
     request asked for in binary (``binary_data`` of an output, ``binary_data_output`` of all)."""
     import json
 
+    if type(body) is dict and "parameters" not in body and "outputs" not in body:
+        return JSONBytes(_dumps(answer))  # nothing asked in binary: the common answer
     default, named = _binary_wanted(body)
     if not default and not any(named.values()):
         return JSONBytes(_dumps(answer))
