@@ -30,6 +30,16 @@ FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 )
 def test_inference_paths_are_matched_and_nothing_else(path: str, expected: Any) -> None:
     assert match_inference(path) == expected
+    assert match_inference(path) == expected  # the second time from the table of paths met
+
+
+def test_the_table_of_paths_met_stays_small() -> None:
+    from plinth.serving import asgi
+
+    for i in range(3000):
+        assert match_inference(f"/v2/models/m{i}/versions/{i}/infer") == ("infer", f"m{i}", str(i))
+        assert match_inference(f"/v2/models/m{i}/other") is None
+    assert len(asgi._MATCHED) <= 1024
 
 
 def _requests() -> list[tuple[str, dict[str, Any] | bytes]]:

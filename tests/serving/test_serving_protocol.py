@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from models_support import iris
-from plinth.models.signature import Signature, TensorSpec
+from plinth.models.signature import ColumnSpec, Signature, TensorSpec
 from plinth.serving import ServedModel, ServingOptions, load_served
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -194,3 +194,28 @@ def test_a_model_that_raises_fails_that_request_only(serve: Callable[..., Any]) 
         r = c.post("/v2/models/boom/infer", json={"inputs": [{**good["inputs"][0], "shape": [4]}]})
         assert r.status_code == 400
         assert "input 'input-0' has shape [4], expected FP64 with shape [-1, 2]" in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        np.array([0, 2, 1], dtype=np.int64),
+        np.array([0.5, -1.25], dtype=np.float32),
+        np.array([True, False]),
+        np.array([3], dtype=np.uint8),
+        np.array([], dtype=np.float64),
+    ],
+)
+@pytest.mark.parametrize("outputs", [None, [ColumnSpec("label", "double")]])
+def test_a_numeric_column_is_encoded_as_the_general_path_encodes_it(result: Any, outputs: Any) -> None:
+    from plinth.serving import protocol
+
+    signature = None if outputs is None else Signature(inputs=[], outputs=outputs)
+    fast = protocol.encode_outputs(result, signature)
+    # the general path: the same values as a 2-D (n, 1) array, which it names and lays out the same
+    general = protocol.encode_outputs(result.reshape(-1, 1), signature)
+    assert fast[0]["name"] == general[0]["name"] == ("label" if outputs else "output-0")
+    assert fast[0]["datatype"] == general[0]["datatype"] and fast[0]["data"] == general[0]["data"]
+    assert fast[0]["shape"] == [len(result)] and all(
+        type(v) is type(w) for v, w in zip(fast[0]["data"], result.tolist(), strict=True)
+    )
