@@ -150,5 +150,6 @@ def test_a_served_model_uses_it_and_the_switch_turns_it_off(tmp_path: Path, monk
         monkeypatch.setenv("PLINTH_SERVE_SKLEARN_KERNEL", switch)
         served = ServedModel("m", "1", load(tmp_path / "m"))
         predictor = served.model._predictor
+        assert "_kernel" in vars(predictor)  # built and checked when served, before any request
         assert (predictor.kernel() is not None) is used
         assert np.array_equal(served.call(data), expected)

@@ -541,6 +541,9 @@ def _array_input(model: Any) -> None:
         return
     predictor.array_input = True
     warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+    kernel = getattr(predictor, "kernel", None)
+    if callable(kernel):  # build and check a linear model's fused kernel now, not on the first request
+        kernel()
 
 
 _BINARY_HEADER = raw_tensors.HEADER.lower().encode("latin-1")
