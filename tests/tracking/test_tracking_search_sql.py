@@ -175,3 +175,44 @@ def test_time_columns_are_built_as_pandas_would_build_them() -> None:
         pd.testing.assert_frame_equal(built, public, check_exact=True)
     assert _time_column([now])[0] == pd.Timestamp("2026-11-27T17:03:04.123456Z")
     assert not isinstance(_time_column([now]), pd.DatetimeIndex)  # aware values take the direct way
+
+
+def test_a_search_frame_is_the_frame_the_public_constructor_builds() -> None:
+    import math
+    from datetime import UTC, datetime
+
+    import numpy as np
+    import pandas as pd
+
+    from plinth.tracking.schemas import RunTable, _frame
+
+    now = datetime(2026, 11, 27, 17, 3, 4, tzinfo=UTC)
+
+    def table(n: int, **extra: object) -> RunTable:
+        return RunTable(
+            run_id=[f"r{i}" for i in range(n)],
+            experiment_id=["e"] * n,
+            name=[f"n{i}" for i in range(n)],
+            status=["finished"] * n,
+            parent_id=[None] * n,
+            start_time=[now] * n,
+            end_time=[None if i % 2 else now for i in range(n)],
+            created_by=["me"] * n,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    tables = [
+        table(0),
+        table(3, metrics={"auc": [0.5, None, math.inf], "loss": [math.nan, 1.0, 2.0]}, params={"m": ["rf", None, "x"]}),
+        table(2, params={"a": [None, None]}, tags={"t": ["é", "z"]}),
+    ]
+    for t in tables:
+        built = t.to_pandas()
+        public = pd.DataFrame({c: built[c].array for c in built.columns}, copy=False)
+        pd.testing.assert_frame_equal(built, public, check_exact=True)
+        assert list(built.columns) == list(public.columns) and built.index.equals(pd.RangeIndex(len(t)))
+        built["extra"] = 1  # a frame users can change like any other
+        assert built.shape == (len(t), len(public.columns) + 1)
+    # columns of unequal length are refused as pandas refuses them
+    with pytest.raises(ValueError, match="length"):
+        _frame({"a": np.array([1.0]), "b": np.array([1.0, 2.0])}, 1)

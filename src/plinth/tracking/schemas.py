@@ -7,6 +7,7 @@ serialises to, and what it accepts back).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -256,7 +257,6 @@ class RunTable(BaseModel):
     def to_pandas(self) -> Any:
         """A DataFrame; columns are built as typed arrays (pandas infers nothing, which is fast)."""
         import numpy as np
-        import pandas as pd
 
         text = _text_column
         # one dtype whatever the tzinfo objects (pydantic's UTC on the remote side) or all missing
@@ -277,7 +277,32 @@ class RunTable(BaseModel):
             data[f"params.{key}"] = text(col)
         for key, col in sorted(self.tags.items()):
             data[f"tags.{key}"] = text(col)
-        return pd.DataFrame(data, copy=False)
+        return _frame(data, len(self.run_id))
+
+
+def _frame(data: dict[str, Any], rows: int) -> Any:
+    """``pd.DataFrame(data, copy=False)`` for columns that are already typed arrays of ``rows``
+    values: handed to pandas as they are (``DataFrame._from_arrays`` without its checks), about
+    half the constructor's time, which looks at every array again. A pandas without that method
+    gets the constructor."""
+    import pandas as pd
+
+    from_arrays = getattr(pd.DataFrame, "_from_arrays", None)
+    if from_arrays is not None and all(len(a) == rows for a in data.values()):
+        try:
+            return from_arrays(list(data.values()), _columns(tuple(data)), pd.RangeIndex(rows), verify_integrity=False)
+        except (TypeError, ValueError):
+            pass
+    return pd.DataFrame(data, copy=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _columns(names: tuple[str, ...]) -> Any:
+    """The column index of a search's frame, built once per set of names (the same searches
+    give the same columns)."""
+    import pandas as pd
+
+    return pd.Index(names)
 
 
 API = "/api/v1"
