@@ -132,13 +132,8 @@ class HttpClient:
             self._fast.close()
 
     def _raise_for(self, response: httpx.Response) -> None:
-        if response.status_code < 400:
-            return
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        raise error_from_payload(payload, response.status_code)
+        if response.status_code >= 400:
+            _raise_error(response.status_code, response.content)
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -185,11 +180,7 @@ class HttpClient:
         except (OSError, http.client.HTTPException) as exc:
             raise Unavailable(f"cannot reach the Plinth server at {self.base_url}: {exc}") from None
         if status >= 400:
-            try:
-                payload = json.loads(content) if content else None
-            except ValueError:
-                payload = None
-            raise error_from_payload(payload, status)
+            _raise_error(status, content)
         return status, content
 
     def upload(self, path: str, content: Iterable[bytes], params: dict[str, Any]) -> Any:
@@ -205,6 +196,15 @@ class HttpClient:
                 yield from response.iter_bytes()
         except httpx.TransportError as exc:
             raise Unavailable(f"download from {self.base_url}{path} failed: {exc}") from None
+
+
+def _raise_error(status: int, content: bytes) -> None:
+    """The server's error answer as the exception class it names (a body that is not JSON: by status)."""
+    try:
+        payload = json.loads(content) if content else None
+    except ValueError:
+        payload = None
+    raise error_from_payload(payload, status)
 
 
 def _json(content: bytes) -> Any:

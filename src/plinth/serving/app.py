@@ -70,7 +70,6 @@ class ServedModel:
     def __post_init__(self) -> None:
         _array_input(self.model)
         self._matrix = _matrix_dtypes(self.model)
-        self._signature = getattr(self.model, "signature", None)  # read twice a request
 
     def call(self, data: Any) -> Any:
         """The model's prediction of one request's or one merged batch's input. v2 columns
@@ -93,7 +92,7 @@ class ServedModel:
 
     @property
     def signature(self) -> Any:
-        return self._signature
+        return getattr(self.model, "signature", None)
 
     @property
     def platform(self) -> str:
@@ -319,15 +318,13 @@ class ModelServer:
                 return await served.batcher.submit(prepared, rows)
             self.metrics.batch_rows.labels(served.name, served.version).observe(rows)
             return await asyncio.to_thread(served.call, prepared)
+        except PlinthError:
+            raise
         except Exception as exc:
-            raise self._model_failed(served, exc) from None
-
-    def _model_failed(self, served: ServedModel, exc: Exception) -> Exception:
-        """What a failed prediction raises: bad input as it is; anything else, logged, as ModelFailed."""
-        if isinstance(exc, PlinthError):
-            return exc
-        log.exception("model %s version %s failed", served.name, served.version)
-        return ModelFailed(f"model {served.name!r} version {served.version} failed: {type(exc).__name__}: {exc}")
+            log.exception("model %s version %s failed", served.name, served.version)
+            raise ModelFailed(
+                f"model {served.name!r} version {served.version} failed: {type(exc).__name__}: {exc}"
+            ) from None
 
     # --- the HTTP doors ---------------------------------------------------------------------
     async def _read_json(self, scope: Any, receive: Any) -> Any:
@@ -340,25 +337,20 @@ class ModelServer:
                 binary = value.decode("latin-1")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _TooLarge(limit)
-        message = await receive()
-        if message["type"] != "http.request":
-            raise ClientDisconnect()
-        body = message.get("body", b"")
-        if len(body) > limit:
-            raise _TooLarge(limit)
-        if message.get("more_body", False):  # the body came in pieces
-            chunks, size, more = [body], len(body), True
-            while more:
-                message = await receive()
-                if message["type"] != "http.request":
-                    raise ClientDisconnect()
-                chunk = message.get("body", b"")
-                more = message.get("more_body", False)
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > limit:
-                    raise _TooLarge(limit)
-            body = b"".join(chunks)
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise ClientDisconnect()
+            chunk = message.get("body", b"")
+            more = message.get("more_body", False)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge(limit)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if binary is not None:
             return raw_tensors.read_binary_request(body, binary)
         try:
@@ -462,16 +454,8 @@ class ModelServer:
                 data, rows = protocol.decode_infer_request(body, served.signature)
             else:
                 data, rows = protocol.decode_columns_request(body)
-                if self.enricher is not None:
-                    data = await self.enricher.enrich(data, served.signature)
-            batcher = served.batcher
-            if batcher is not None and type(data) is protocol.Columns:  # self.predict, a level less
-                try:
-                    result = await batcher.submit(data, rows)
-                except Exception as exc:
-                    raise self._model_failed(served, exc) from None
-            else:
-                result = await self.predict(served, data, rows)
+                data = await self.enrich(served, data)
+            result = await self.predict(served, data, rows)
             if self.inference_log is not None:
                 self.record(served, data, rows, result)
             if route.shadow is not None:
@@ -499,10 +483,7 @@ class ModelServer:
             status = self._failed(served, exc)
             return _error_response(exc)
         finally:
-            if status == 200:  # ServingMetrics.finished, a call less
-                self.metrics.requests.add(served.name, served.version, endpoint, 200, time.perf_counter() - start)
-            else:
-                self.metrics.finished(served.name, served.version, endpoint, status, time.perf_counter() - start)
+            self.metrics.finished(served.name, served.version, endpoint, status, time.perf_counter() - start)
 
     def _failed(self, served: ServedModel, exc: BaseException) -> int:
         """Count a refused or failed request by kind; its HTTP status."""

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from plinth.serving.raw_tensors import JSONBytes
-
 if TYPE_CHECKING:
     from plinth.serving.app import ModelServer
 
@@ -70,12 +68,6 @@ class ServingApp:
             if found is not None:
                 endpoint, name, version = found
                 response = await self.server.answer(endpoint, name, version, scope, receive)
-                if type(response) is JSONBytes:  # its two messages, without a coroutine for them
-                    await send(
-                        {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers}
-                    )
-                    await send({"type": "http.response.body", "body": response.body})
-                else:
-                    await response(scope, receive, send)
+                await response(scope, receive, send)
                 return
         await self.fastapi(scope, receive, send)

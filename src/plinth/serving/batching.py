@@ -118,7 +118,6 @@ class MicroBatcher:
         self._pending: deque[_Pending] = deque()
         self._arrived: asyncio.Future[None] | None = None  # set by submit() while the collector waits
         self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
         self._executor: ThreadPoolExecutor | None = None
         self._busy = False
         self._expected = 1  # requests the next batch waits for: as many as the last one had
@@ -135,8 +134,7 @@ class MicroBatcher:
 
     def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plinth-batch")
-        self._loop = asyncio.get_running_loop()
-        self._task = self._loop.create_task(self._run())
+        self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -150,7 +148,7 @@ class MicroBatcher:
         """The prediction for ``data`` (``rows`` rows), computed in a batch with others."""
         if self._task is None:
             self.start()
-        future: asyncio.Future[Any] = self._loop.create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(data, rows, future))
         if self._arrived is not None and not self._arrived.done():
             self._arrived.set_result(None)

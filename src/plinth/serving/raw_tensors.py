@@ -178,8 +178,6 @@ def infer_response(answer: dict[str, Any], body: Any) -> Any:
     request asked for in binary (``binary_data`` of an output, ``binary_data_output`` of all)."""
     import json
 
-    if type(body) is dict and "parameters" not in body and "outputs" not in body:
-        return JSONBytes(_dumps(answer))  # nothing asked in binary: the common answer
     default, named = _binary_wanted(body)
     if not default and not any(named.values()):
         return JSONBytes(_dumps(answer))
